@@ -152,6 +152,13 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     """`sample <strategy>`, `tasks`, `near-duplicates`, ... (filled in by the sampler)."""
 
 
+# ------------------------------------------------------------- near-duplicates (issue: sampler, part 5)
+
+
+def _add_near_duplicates(sub: argparse._SubParsersAction) -> None:
+    """`near-duplicates ...` (filled in with the near-duplicate detector)."""
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -164,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_import, _add_analyze, _add_reproduce, _add_evaluate, _add_sample):
+    for add in (_add_import, _add_analyze, _add_reproduce, _add_evaluate, _add_sample, _add_near_duplicates):
         add(sub)
     return parser
 
