@@ -29,6 +29,10 @@ __all__ = [
 ]
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class DataError(ValueError):
     """Bad input data. The message names the file and what is wrong with it."""
 
@@ -39,6 +43,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -77,7 +82,7 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     except ValueError as e:  # object arrays need pickle
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
             raise DataError(f"{path}: holds an object array (pickled data); refusing to load it") from e
-        raise DataError(f"{path}: not a valid .npy file ({e})") from e
+        raise DataError(f"{path}: not a valid or complete .npy file ({e})") from e
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: not a valid or complete .npy file ({e})") from e
 

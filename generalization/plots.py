@@ -9,15 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; a notebook's inline backend still works through plt
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .analysis import TrendFit, paired_accuracies, to_scale  # noqa: E402
-from .test_sets import TEST_SETS  # noqa: E402
+from .analysis import TrendFit, paired_accuracies, to_scale
+from .test_sets import TEST_SETS
 
 __all__ = ["SOURCE_STYLES", "plot_pair", "plot_pairs", "save_figure"]
 
@@ -47,7 +44,11 @@ def _percent_ticks(ax, scale: str, lo: float, hi: float) -> None:
     """Label a transformed axis in percent, choosing ticks inside the drawn range."""
     if scale == "linear":
         return
-    ticks = [t for t in _TICKS[scale] if lo <= t <= hi]
+    ticks = []
+    min_gap = (to_scale(hi, scale) - to_scale(lo, scale)) / 14  # keep labels from overlapping
+    for t in _TICKS[scale]:
+        if lo <= t <= hi and (not ticks or to_scale(t, scale) - to_scale(ticks[-1], scale) >= min_gap):
+            ticks.append(t)
     if len(ticks) < 3:
         ticks = list(np.round(np.linspace(lo, hi, 5), 1))
     pos = to_scale(ticks, scale)
