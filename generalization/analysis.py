@@ -67,7 +67,7 @@ def read_accuracies(path: str | os.PathLike) -> pd.DataFrame:
     df["model"] = df["model"].astype(str)
     df["test_set"] = df["test_set"].astype(str)
     if "flag" in df.columns:
-        df["flag"] = df["flag"].fillna("").astype(str)
+        df["flag"] = ["" if pd.isna(v) else str(v) for v in df["flag"]]  # an all-empty column reads as float
     return accuracy_table_from_counts(df)
 
 
