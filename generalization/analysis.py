@@ -32,6 +32,7 @@ __all__ = [
     "SCALES",
     "REFERENCE_SOURCES",
     "read_accuracies",
+    "combine_accuracy_tables",
     "to_scale",
     "from_scale",
     "paired_accuracies",
@@ -69,6 +70,22 @@ def read_accuracies(path: str | os.PathLike) -> pd.DataFrame:
     if "flag" in df.columns:
         df["flag"] = ["" if pd.isna(v) else str(v) for v in df["flag"]]  # an all-empty column reads as float
     return accuracy_table_from_counts(df)
+
+
+def combine_accuracy_tables(tables: list[pd.DataFrame], names: list[str] | None = None) -> pd.DataFrame:
+    """Stack accuracy tables (e.g. from several stores); a (source, model, test set) may appear only once."""
+    tables = [t for t in tables if not t.empty]
+    if not tables:
+        raise DataError("no accuracy rows to analyze (are the stores empty?)")
+    df = pd.concat(tables, ignore_index=True)
+    if "flag" in df:
+        df["flag"] = ["" if pd.isna(v) else str(v) for v in df["flag"]]
+    dup = df.duplicated(["source", "model", "test_set"], keep=False)
+    if dup.any():
+        r = df[dup].iloc[0]
+        where = f" ({', '.join(names)})" if names else ""
+        raise DataError(f"({r['source']}, {r['model']}, {r['test_set']}) appears in more than one input{where}")
+    return df.sort_values(["test_set", "source", "model"], kind="stable").reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------------------------- scales

@@ -67,10 +67,14 @@ def _run_import(args: argparse.Namespace) -> int:
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("analyze", help="fits, tables, figures and a report for every source in a store")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--store", type=Path, help="a prediction store")
-    g.add_argument("--accuracies", type=Path, help="an accuracies.csv written by reproduce/analyze")
+    p = sub.add_parser(
+        "analyze",
+        help="fits, tables, figures and a report for every source in one or more stores / accuracy tables",
+    )
+    p.add_argument("--store", type=Path, action="append", default=[],
+                   help="a prediction store (repeatable: e.g. the releases' store and your evaluations' store)")
+    p.add_argument("--accuracies", type=Path, action="append", default=[],
+                   help="an accuracies.csv written by reproduce/analyze (repeatable)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--n-bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -82,22 +86,21 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
 
 def _run_analyze(args: argparse.Namespace) -> int:
     from . import report
+    from .analysis import combine_accuracy_tables, read_accuracies
+    from .store import PredictionStore
 
-    if args.store is not None:
-        from .store import PredictionStore
-
-        table = PredictionStore(args.store).accuracy_table()
-    else:
-        from .analysis import read_accuracies
-
-        table = read_accuracies(args.accuracies)
-    if getattr(args, "votes", None) is not None and args.store is None:
+    if not args.store and not args.accuracies:
+        raise DataError("analyze needs at least one --store or --accuracies")
+    tables = [PredictionStore(s).accuracy_table() for s in args.store]
+    tables += [read_accuracies(a) for a in args.accuracies]
+    table = combine_accuracy_tables(tables, names=[str(p) for p in [*args.store, *args.accuracies]])
+    if getattr(args, "votes", None) is not None and not args.store:
         raise DataError("--votes needs --store (per-image predictions), not --accuracies")
     written = report.write_results(table, args.out, n_bootstrap=args.n_bootstrap, seed=args.seed)
     if getattr(args, "votes", None) is not None:
         from . import selection_frequency as sf
 
-        written += sf.write_accuracy_by_frequency_from_store(args.store, args.votes_test_set, args.votes,
+        written += sf.write_accuracy_by_frequency_from_store(args.store[0], args.votes_test_set, args.votes,
                                                              args.out / "selection-frequency")
     for path in written:
         print(path)
@@ -121,7 +124,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timm-results", type=Path, nargs="+", default=None,
                    help="timm's results-imagenet.csv [results-imagenetv2-matched-frequency.csv]")
     p.add_argument("--testbed-results", type=Path, default=None, help="imagenet-testbed's robustness_top1s.csv")
-    p.add_argument("--store", type=Path, default=None, help="store to import into (default: OUT/store)")
+    p.add_argument("--store", type=Path, default=None, help="a store to import into and keep (default: a temporary one)")
     p.add_argument("--out", type=Path, default=Path("results"))
     p.add_argument("--n-bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)

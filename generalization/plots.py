@@ -117,18 +117,21 @@ def plot_pair(
             inside = bad[bad["new"] >= lo_lim]
             ax.scatter(t(inside["orig"]), t(inside["new"]), marker="x", color="grey", s=30, zorder=4,
                        label=f"flagged, not fitted ({len(bad)})")  # fmt: skip
-        pred = g[g["new"].isna()]
+        pred = g[g["new"].isna()].sort_values("orig")
         wanted = show_predicted is True or (show_predicted == "auto" and len(pred) <= 25)
         if wanted and fit is not None and len(pred):
-            y = fit.predict(pred["orig"])
-            blo, bhi = fit.band_at(pred["orig"])
-            ax.errorbar(t(pred["orig"]), t(y), yerr=[t(y) - t(blo), t(bhi) - t(y)], fmt=st["marker"],
+            x = pred["orig"].to_numpy()
+            y = fit.predict(x)
+            blo, bhi = fit.band_at(x)
+            ax.errorbar(t(x), t(y), yerr=[t(y) - t(blo), t(bhi) - t(y)],
+                        xerr=[t(x) - t(pred["orig_ci_low"]), t(pred["orig_ci_high"]) - t(x)], fmt=st["marker"],
                         mfc="white", mec=st["color"], ecolor=st["color"], ms=6, elinewidth=1, capsize=2,
                         label=f"{st['label']}: predicted ({len(pred)})", zorder=5)  # fmt: skip
-            if len(pred) <= 8:
-                for x_, y_, name in zip(pred["orig"], y, pred["model"], strict=True):
-                    ax.annotate(name, (t(x_), t(y_)), xytext=(4, -10), textcoords="offset points", fontsize=7,
-                                color=st["color"])  # fmt: skip
+            if len(pred) <= 8:  # name them, in a column below and right of the points so labels don't collide
+                for i, (x_, y_, name) in enumerate(zip(x, y, pred["model"], strict=True)):
+                    ax.annotate(name, (t(x_), t(y_)), xytext=(14, -14 - 11 * (len(pred) - 1 - i)),
+                                textcoords="offset points", fontsize=7, color=st["color"],
+                                arrowprops={"arrowstyle": "-", "color": st["color"], "lw": 0.5})  # fmt: skip
 
     ax.set_xlim(t(lo_lim), t(hi_lim))
     ax.set_ylim(t(lo_lim), t(hi_lim))

@@ -76,6 +76,23 @@ def test_acceptance_cifar_resnets(cifar_root, torch_home, tmp_path, monkeypatch,
         assert main(argv) == 0
     assert "all 4 pairs already in" in capsys.readouterr().out
 
+    # analyze places the four next to the 30 released models, at their predicted CIFAR-10.1 position
+    import pandas as pd
+
+    from generalization.importers import import_cifar101
+
+    release = tmp_path / "release-store"
+    import_cifar101(shared_data / "CIFAR-10.1", release,
+                    cifar10_labels=shared_data / "cifar10-test-labels" / "cifar10_test_set_original_labels.npy")
+    assert main(["analyze", "--store", str(release), "--store", str(out), "--out", str(tmp_path / "an"),
+                 "--n-bootstrap", "200"]) == 0  # fmt: skip
+    per_model = pd.read_csv(tmp_path / "an" / "per_model.csv")
+    mine = per_model[(per_model["source"] == "evaluate") & (per_model["new_test_set"] == "cifar10.1-v6")]
+    assert sorted(mine["model"]) == sorted(PUBLISHED)
+    assert mine["new"].isna().all() and mine["predicted_new"].between(80, 95).all()
+    assert (mine["predicted_new_low"] <= mine["predicted_new"]).all()
+    assert (tmp_path / "an" / "cifar10_linear.png").stat().st_size > 1000
+
 
 # ------------------------------------------------------------------------------------------ ImageNet
 
