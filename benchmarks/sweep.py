@@ -314,6 +314,12 @@ def pil_agreement(shared: Path, names: list[str], limit: int | None, batch_size:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--distributed" in argv:  # 1 vs N torchrun processes on the same models and images (issue 10)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import sweep_distributed
+
+        return sweep_distributed.main([a for a in argv if a != "--distributed"])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--case", action="append", choices=["cifar", "imagenet", "lite"])
     p.add_argument("--shared-data", type=Path, default=ROOT.parent / "shared" / "data")

@@ -191,12 +191,21 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    from . import distributed
     from . import evaluate as ev
 
-    table = ev.evaluate(args.model, args.dataset, out=args.out, data_root=args.data_root, device=args.device,
-                        batch_size=args.batch_size, precision=args.precision, num_workers=args.num_workers,
-                        skip_bad_images=args.skip_bad_images, strict_count=args.strict_count,
-                        release=args.release, overwrite=args.overwrite)
+    # under torchrun (WORLD_SIZE > 1) the images are sharded across ranks; otherwise one process does it all
+    try:
+        table = distributed.maybe_evaluate_distributed(
+            models=args.model, datasets=args.dataset, out=args.out, data_root=args.data_root, device=args.device,
+            batch_size=args.batch_size, precision=args.precision, num_workers=args.num_workers,
+            skip_bad_images=args.skip_bad_images, strict_count=args.strict_count, release=args.release,
+            overwrite=args.overwrite)  # fmt: skip
+    except distributed.DistributedError as e:
+        print(f"generalization: error: {e}", file=sys.stderr)
+        return 1
+    if not distributed.is_main_process():
+        return 0
     if len(table):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.precision == "both":
