@@ -559,6 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, FileExistsError, FileNotFoundError) as e:
         print(f"generalization: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `generalization list-models | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("generalization: interrupted; finished records are kept", file=sys.stderr)
         return 130
