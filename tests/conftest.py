@@ -4,6 +4,7 @@ without it when the CI environment variable is set."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,34 @@ def cifar101_release(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def cifar10_labels_npy(shared_data: Path) -> Path:
     return _require(shared_data / "cifar10-test-labels" / "cifar10_test_set_original_labels.npy")
+
+
+@pytest.fixture(scope="session")
+def torch_home(shared_data: Path, tmp_path_factory) -> Path:
+    """A $TORCH_HOME whose hub/checkpoints holds the four CIFAR ResNet files, as a download would leave it."""
+    home = tmp_path_factory.mktemp("torch_home")
+    ckpt = home / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    for f in sorted((shared_data / "cifar10-resnets").glob("*.th")):
+        shutil.copy(f, ckpt / f.name)
+    return home
+
+
+@pytest.fixture(scope="session")
+def cifar_1000(shared_data: Path, tmp_path_factory) -> Path:
+    """A root holding cifar-10-batches-py/test_batch of the official format: the 1,000 lossless images."""
+    from generalization.datasets import assemble_cifar10_test
+
+    root = tmp_path_factory.mktemp("cifar1000")
+    assemble_cifar10_test(shared_data, root, 1000)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_10000(shared_data: Path, tmp_path_factory) -> Path:
+    """The same with all 10,000 images in official order (1,000 lossless, then the JPEG copies)."""
+    from generalization.datasets import assemble_cifar10_test
+
+    root = tmp_path_factory.mktemp("cifar10000")
+    assemble_cifar10_test(shared_data, root, 10_000)
+    return root

@@ -18,7 +18,6 @@ from PIL import Image
 from generalization import datasets
 from generalization.datasets import (
     CountMismatchWarning,
-    assemble_cifar10_test,
     imagenet_wnids,
     load_dataset,
     verify_data,
@@ -31,20 +30,6 @@ CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="session")
-def cifar_1000(shared_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cifar1000")
-    assemble_cifar10_test(shared_data, root, 1000)
-    return root
-
-
-@pytest.fixture(scope="session")
-def cifar_10000(shared_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cifar10000")
-    assemble_cifar10_test(shared_data, root, 10_000)
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import torch
 
 from generalization import cli
 from generalization import evaluate as ev
-from generalization.datasets import CountMismatchWarning, assemble_cifar10_test
+from generalization.datasets import CountMismatchWarning
 from generalization.distributed import FAIL_HOOK, shard_bounds
 from generalization.store import PredictionStore
 
@@ -72,37 +72,12 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def torch_home(shared_data, tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("torch_home")
-    (home / "hub" / "checkpoints").mkdir(parents=True)
-    for f in sorted((shared_data / "cifar10-resnets").glob("*.th")):
-        shutil.copy(f, home / "hub" / "checkpoints" / f.name)
-    return home
-
-
-@pytest.fixture(scope="module")
-def cifar10k(shared_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cifar10k")
-    assemble_cifar10_test(
-        shared_data, root
-    )  # the 10,000 images, official order (1,000 lossless + JPEG copies)
-    return root
-
-
-@pytest.fixture(scope="module")
-def cifar1k(shared_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cifar1k")
-    assemble_cifar10_test(shared_data, root, 1000)
-    return root
-
-
-@pytest.fixture(scope="module")
-def store_resnet20(cifar1k, torch_home, tmp_path_factory) -> Path:
+def store_resnet20(cifar_1000, torch_home, tmp_path_factory) -> Path:
     """A store holding resnet20 on the 1,000 lossless images (single process)."""
     out = tmp_path_factory.mktemp("store") / "store"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCH_HOME", str(torch_home))
-        _single(["cifar10/resnet20"], cifar1k, out)
+        _single(["cifar10/resnet20"], cifar_1000, out)
     return out
 
 
@@ -140,12 +115,12 @@ def _assert_same_store(single: Path, dist: Path, models) -> None:
         pytest.param(RESNETS, id="four-resnets", marks=pytest.mark.slow),
     ],
 )
-def test_torchrun_matches_single_process(models, cifar10k, torch_home, tmp_path, monkeypatch, shared_data):
+def test_torchrun_matches_single_process(models, cifar_10000, torch_home, tmp_path, monkeypatch, shared_data):
     """The acceptance check (four ResNets, 10,000 images); the resnet20 case is its quick version."""
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
-    proc = _torchrun(models, cifar10k, tmp_path / "dist", torch_home)
+    proc = _torchrun(models, cifar_10000, tmp_path / "dist", torch_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _single(models, cifar10k, tmp_path / "single")
+    _single(models, cifar_10000, tmp_path / "single")
     _assert_same_store(tmp_path / "single", tmp_path / "dist", models)
     # top-1 recomputed from the raw labels file
     labels = np.load(shared_data / "cifar10-test-labels" / "cifar10_test_set_original_labels.npy")
@@ -156,12 +131,12 @@ def test_torchrun_matches_single_process(models, cifar10k, torch_home, tmp_path,
     assert "images/s across 2 ranks" in proc.stdout
 
 
-def test_killed_rank_leaves_the_store_as_it_was(store_resnet20, cifar1k, torch_home, tmp_path):
+def test_killed_rank_leaves_the_store_as_it_was(store_resnet20, cifar_1000, torch_home, tmp_path):
     out = tmp_path / "store"
     shutil.copytree(store_resnet20, out)
     before = _snapshot(out)
     # rank 1 dies after 2 batches of resnet32 (resnet20 is already stored and skipped)
-    proc = _torchrun(RESNETS[:2], cifar1k, out, torch_home, env={FAIL_HOOK: "1:2"})
+    proc = _torchrun(RESNETS[:2], cifar_1000, out, torch_home, env={FAIL_HOOK: "1:2"})
     assert proc.returncode != 0
     assert f"{FAIL_HOOK}: exiting now" in proc.stderr
     # rank 0 says why it stopped: the gather lost rank 1, or the launcher's SIGTERM came first
@@ -172,18 +147,18 @@ def test_killed_rank_leaves_the_store_as_it_was(store_resnet20, cifar1k, torch_h
     assert not (out / "records" / "cifar10-test" / "evaluate" / "cifar10%2Fresnet32.json").exists()
 
 
-def test_rerun_skips_finished_pairs(store_resnet20, cifar1k, torch_home, tmp_path):
+def test_rerun_skips_finished_pairs(store_resnet20, cifar_1000, torch_home, tmp_path):
     out = tmp_path / "store"
     shutil.copytree(store_resnet20, out)
     rec20 = out / "records" / "cifar10-test" / "evaluate" / "cifar10%2Fresnet20.json"
     before20 = rec20.read_bytes()
-    proc = _torchrun(RESNETS[:2], cifar1k, out, torch_home)
+    proc = _torchrun(RESNETS[:2], cifar_1000, out, torch_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cifar10/resnet32 on cifar10-test [fp32]" in proc.stdout
     assert "cifar10/resnet20 on cifar10-test [fp32]" not in proc.stdout  # finished: skipped, not rerun
     assert rec20.read_bytes() == before20
     after = _snapshot(out)
-    proc = _torchrun(RESNETS[:2], cifar1k, out, torch_home)
+    proc = _torchrun(RESNETS[:2], cifar_1000, out, torch_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "all 2 pairs already in" in proc.stdout
     assert _snapshot(out) == after

@@ -4,7 +4,6 @@ archive vs wnid layouts with EfficientNet-Lite0, bad inputs, interrupts and resu
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from torch import nn
 
 from generalization import evaluate as ev
 from generalization.cli import main
-from generalization.datasets import CountMismatchWarning, assemble_cifar10_test, load_dataset
+from generalization.datasets import CountMismatchWarning, load_dataset
 from generalization.decode import BadImageError, Preprocess
 from generalization.io import DataError
 from generalization.models import ModelSpec
@@ -29,23 +28,7 @@ PUBLISHED = {
 }
 
 
-@pytest.fixture(scope="module")
-def cifar_root(shared_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cifar")
-    assemble_cifar10_test(shared_data, root, 1000)
-    return root
-
-
-@pytest.fixture(scope="module")
-def torch_home(shared_data, tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("torch_home")
-    (home / "hub" / "checkpoints").mkdir(parents=True)
-    for f in sorted((shared_data / "cifar10-resnets").glob("*.th")):
-        shutil.copy(f, home / "hub" / "checkpoints" / f.name)
-    return home
-
-
-def test_acceptance_cifar_resnets(cifar_root, torch_home, tmp_path, monkeypatch, capsys, shared_data):
+def test_acceptance_cifar_resnets(cifar_1000, torch_home, tmp_path, monkeypatch, capsys, shared_data):
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     out = tmp_path / "store"
     argv = [
@@ -54,7 +37,7 @@ def test_acceptance_cifar_resnets(cifar_root, torch_home, tmp_path, monkeypatch,
         "--dataset",
         "cifar10-test",
         "--data-root",
-        str(cifar_root),
+        str(cifar_1000),
         "--out",
         str(out),
     ]
@@ -196,20 +179,20 @@ def _spec(name, num_classes=10, outputs=None, fail_after=None, size=32, resize=N
     )
 
 
-def _cifar(cifar_root, n=200):
+def _cifar(cifar_1000, n=200):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CountMismatchWarning)
-        ds = load_dataset("cifar10-test", cifar_root)
+        ds = load_dataset("cifar10-test", cifar_1000)
     ds.labels, ds.pixels = ds.labels[:n], ds.pixels[:n]
     return ds
 
 
-def test_model_with_wrong_output_size(cifar_root, tmp_path, shared_data):
+def test_model_with_wrong_output_size(cifar_1000, tmp_path, shared_data):
     with pytest.raises(
         DataError, match=r"bad-model: outputs \(11,\) scores per image, but cifar10-test has 10"
     ):
         ev.evaluate(
-            [_spec("bad-model", 10, outputs=11)], [_cifar(cifar_root)], out=tmp_path, log=lambda *a: None
+            [_spec("bad-model", 10, outputs=11)], [_cifar(cifar_1000)], out=tmp_path, log=lambda *a: None
         )
     assert not PredictionStore(tmp_path).has("evaluate", "bad-model", "cifar10-test")
     # a 1,001-output ImageNet model (background class) on 1,000-class photos
@@ -230,11 +213,11 @@ def test_model_with_wrong_output_size(cifar_root, tmp_path, shared_data):
         )
     # a declared mismatch is refused before any work
     with pytest.raises(DataError, match="predicts 1000 classes but cifar10-test has 10"):
-        ev.evaluate([_spec("inet", 1000)], [_cifar(cifar_root)], out=tmp_path / "s3", log=lambda *a: None)
+        ev.evaluate([_spec("inet", 1000)], [_cifar(cifar_1000)], out=tmp_path / "s3", log=lambda *a: None)
 
 
-def test_interrupted_and_resumed_sweep(cifar_root, tmp_path):
-    ds = _cifar(cifar_root)
+def test_interrupted_and_resumed_sweep(cifar_1000, tmp_path):
+    ds = _cifar(cifar_1000)
     out = tmp_path / "store"
     built: list[str] = []
     first = [_spec("m1", built=built), _spec("m2", fail_after=2, built=built), _spec("m3", built=built)]
@@ -297,8 +280,8 @@ def test_bad_image_fails_by_default_and_skip_counts(shared_data, tmp_path):
     assert not list((tmp_path / "b" / ".cache").glob("*.npy"))  # the on-disk cache is removed
 
 
-def test_bf16_agreement_and_store_conflict(cifar_root, tmp_path, shared_data):
-    ds = _cifar(cifar_root)
+def test_bf16_agreement_and_store_conflict(cifar_1000, tmp_path, shared_data):
+    ds = _cifar(cifar_1000)
     out = tmp_path / "store"
     ev.evaluate([_spec("m1")], [ds], out=out, precision="both", log=lambda *a: None)
     rebuilt: list[str] = []
@@ -307,7 +290,7 @@ def test_bf16_agreement_and_store_conflict(cifar_root, tmp_path, shared_data):
     agree = ev.precision_agreement(out)
     assert agree["model"].tolist() == ["m1"] and 0.9 <= agree["top1_agreement"].iloc[0] <= 1.0
     # another copy of the same test set (other images / order) is refused with a clear message
-    ds2 = _cifar(cifar_root, n=100)
+    ds2 = _cifar(cifar_1000, n=100)
     with pytest.raises(DataError, match="differs from the one already in the store"):
         ev.evaluate([_spec("m1")], [ds2], out=out, log=lambda *a: None)
 

@@ -3,9 +3,7 @@ timm and EfficientNet-Lite preprocessing configs, custom builders."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,17 +11,6 @@ import torch
 from generalization import models
 from generalization.decode import Preprocess
 from generalization.io import DataError
-
-
-@pytest.fixture(scope="session")
-def torch_home(shared_data, tmp_path_factory) -> Path:
-    """A $TORCH_HOME whose hub/checkpoints holds the four CIFAR ResNet files, as a download would leave it."""
-    home = tmp_path_factory.mktemp("torch_home")
-    ckpt = home / "hub" / "checkpoints"
-    ckpt.mkdir(parents=True)
-    for f in sorted((shared_data / "cifar10-resnets").glob("*.th")):
-        shutil.copy(f, ckpt / f.name)
-    return home
 
 
 @pytest.fixture
