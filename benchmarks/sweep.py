@@ -13,7 +13,11 @@ ceiling
     the models alone on already-preprocessed float tensors in memory (no I/O, no decoding).
 
 Throughput is images x models per second; speed-up = naive time / sweep time; efficiency = ceiling time /
-sweep time. Every variant uses the same models (eval mode, channels-last, inference mode) and batch size.
+sweep time; bound = naive time / ceiling time, the most any input pipeline could gain over the naive loop with
+the models executed the same way. Every variant uses the same models (eval mode, channels-last, inference
+mode), batch size and malloc settings (the evaluator's :func:`~generalization.evaluate.keep_freed_memory`,
+set for the whole process unless ``--system-malloc``). ``--also-nchw`` adds the naive loop with NCHW models,
+timm validate.py's default.
 
 Cases::
 
@@ -53,7 +57,13 @@ from generalization.datasets import (  # noqa: E402
     load_dataset,
 )
 from generalization.decode import Preprocess, normalize  # noqa: E402
-from generalization.evaluate import decode_groups, decode_images, iter_batches, predict_topk  # noqa: E402
+from generalization.evaluate import (  # noqa: E402
+    decode_groups,
+    decode_images,
+    iter_batches,
+    keep_freed_memory,
+    predict_topk,
+)
 from generalization.models import model_spec  # noqa: E402
 
 SMALL_TORCHVISION = [
@@ -276,6 +286,7 @@ def bench_case(case, args, shared, device) -> dict:
             "speedup": med["naive"] / med["sweep"],
             "speedup_vs_nchw_naive": med["naive_nchw"] / med["sweep"] if "naive_nchw" in med else None,
             "efficiency": med["ceiling"] / med["sweep"],
+            "bound": med["naive"] / med["ceiling"],
         }
 
 
@@ -339,7 +350,13 @@ def main(argv=None) -> int:
         metavar="MODEL",
         help="instead of timing: compare the torchvision.io and PIL pipelines' top-1 on the photos",
     )
+    p.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="leave glibc malloc at its defaults (every variant; the evaluator tunes it)",
+    )
     args = p.parse_args(argv)
+    malloc = "system" if args.system_malloc or not keep_freed_memory() else "keep freed memory"
     if args.pil_agreement is not None:
         rows = pil_agreement(
             args.shared_data, args.pil_agreement or ["efficientnet-lite/lite0"], args.limit, args.batch_size
@@ -355,20 +372,21 @@ def main(argv=None) -> int:
     )
     print(
         f"device: {device} ({machine}); torch {torch.__version__}; batch {args.batch_size}; "
-        f"workers {args.num_workers}; repeats {args.repeats} (medians)"
+        f"naive-loop workers {args.num_workers}; sweep decode threads {torch.get_num_threads()}; "
+        f"malloc: {malloc}; repeats {args.repeats} (medians)"
     )
     results = []
     for case in args.case or ["cifar", "imagenet", "lite"]:
         results.append(bench_case(case, args, args.shared_data, device))
     print(
         f"\n{'case':<9}{'images':>7}{'models':>7}{'naive':>10}{'sweep':>10}{'ceiling':>10}{'speed-up':>10}"
-        f"{'effic.':>8}   (throughput: images x models / s)"
+        f"{'effic.':>8}{'bound':>8}   (throughput: images x models / s)"
     )
     for r in results:
         t = r["throughput"]
         print(
             f"{r['case']:<9}{r['images']:>7}{len(r['models']):>7}{t['naive']:>10.1f}{t['sweep']:>10.1f}"
-            f"{t['ceiling']:>10.1f}{r['speedup']:>9.2f}x{r['efficiency']:>8.2f}"
+            f"{t['ceiling']:>10.1f}{r['speedup']:>9.2f}x{r['efficiency']:>8.2f}{r['bound']:>7.2f}x"
             + (
                 f"   naive NCHW {t['naive_nchw']:.1f}, speed-up over it {r['speedup_vs_nchw_naive']:.2f}x"
                 if r["speedup_vs_nchw_naive"]
@@ -378,7 +396,9 @@ def main(argv=None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
-            json.dumps({"device": str(device), "machine": machine, "results": results}, indent=2)
+            json.dumps(
+                {"device": str(device), "machine": machine, "malloc": malloc, "results": results}, indent=2
+            )
         )
     return 0
 

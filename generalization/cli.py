@@ -167,7 +167,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", choices=["fp32", "bf16", "both"], default="fp32",
                    help="both: run fp32 and bf16 and report their top-1 agreement")
-    p.add_argument("--num-workers", type=int, default=0, help="decoding worker processes")
+    p.add_argument("--num-workers", type=int, default=0, help="decoding worker processes (default 0: decode in threads, one per torch thread)")
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.add_argument("--strict-count", action="store_true", help="fail when an image count differs from the published")
     p.add_argument("--overwrite", action="store_true", help="recompute pairs already in the store")

@@ -356,6 +356,7 @@ def evaluate_distributed(
     """
     dev = _local_device(device)
     threads = _set_threads(dev)
+    ev.keep_freed_memory()
     with _process_group(dev) as group, _terminate_cleanly():
         comm = _Comm(group)
         say = log if comm.rank == 0 else (lambda *a, **k: None)

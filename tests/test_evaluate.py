@@ -301,3 +301,52 @@ def test_cli_lists(capsys):
     assert "imagenetv2-matched-frequency" in out and "cifar10.1-v6" in out
     assert main(["list-models", "cifar10/*"]) == 0
     assert capsys.readouterr().out.split() == [f"cifar10/resnet{d}" for d in (20, 32, 44, 56)]
+
+
+def test_threaded_decode_keeps_order_and_matches_per_image_decoding(shared_data, tmp_path):
+    """The thread pool (default), one thread and DataLoader processes give the same uint8 images in file
+    order, each equal to decoding that file alone; a truncated file in the middle is skipped at its row."""
+    from generalization.datasets import ImageSet
+    from generalization.decode import decode_file
+
+    files = sorted((shared_data / "imagenet-sample").glob("*.JPEG"))[:23]
+    paths = [tmp_path / f.name for f in files]
+    for f, p in zip(files, paths, strict=True):
+        p.symlink_to(f)
+    data = files[11].read_bytes()
+    paths[11].unlink()
+    paths[11].write_bytes(data[: len(data) // 2])
+    ds = ImageSet("t", 1000, np.zeros(len(paths), dtype=np.int64), None, "files", "test", tmp_path, paths=paths)
+    pres = [Preprocess(64, 73), Preprocess(48, 55, "bicubic")]
+    runs = {
+        "threads": ev.decode_groups(ds, pres, batch_size=5, skip_bad=True, progress=False),
+        "one thread": ev.decode_groups(ds, pres, batch_size=5, decode_threads=1, skip_bad=True, progress=False),
+        "processes": ev.decode_groups(ds, pres, batch_size=5, num_workers=2, skip_bad=True, progress=False),
+    }
+    expected_rows = [i for i in range(len(paths)) if i != 11]
+    for name, got in runs.items():
+        for pre in pres:
+            d = got[pre.decode_key]
+            assert d.keep.tolist() == expected_rows, name
+            assert len(d.bad) == 1 and paths[11].name in d.bad[0], name
+            want = torch.stack([decode_file(paths[i], pre) for i in expected_rows])
+            assert torch.equal(d.images, want), (name, pre)
+    with pytest.raises(BadImageError, match=paths[11].name):
+        ev.decode_groups(ds, pres, batch_size=5, progress=False)
+
+
+def test_keep_freed_memory_is_a_glibc_setting(monkeypatch):
+    import ctypes
+    import sys
+
+    monkeypatch.setattr(ev, "_MALLOC_TUNED", None)
+    monkeypatch.setenv("GENERALIZATION_MALLOC", "system")
+    assert ev.keep_freed_memory() is False  # asked to leave malloc alone
+    monkeypatch.setattr(ev, "_MALLOC_TUNED", None)
+    monkeypatch.delenv("GENERALIZATION_MALLOC")
+    try:
+        glibc = sys.platform.startswith("linux") and hasattr(ctypes.CDLL("libc.so.6"), "gnu_get_libc_version")
+    except OSError:
+        glibc = False
+    assert ev.keep_freed_memory() is glibc
+    assert ev.keep_freed_memory() is glibc  # idempotent
