@@ -12,6 +12,7 @@ truncated or corrupt file raises :class:`BadImageError` naming the file.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -218,17 +219,30 @@ def normalize(
 ) -> torch.Tensor:
     """uint8 B x 3 x S x S -> normalised float batch in channels-last memory format (same device).
 
-    One conversion pass and one fused in-place multiply-add, ``(x / 255 - mean) / std``. ``out`` (a float32
-    channels-last buffer of at least B images) is reused when given: allocating a fresh 40 MB tensor per batch
-    costs as much as the arithmetic (page faults).
+    ``(x / 255 - mean) / std`` as one conversion pass and one in-place multiply and add over each image's
+    pixels seen as one long H*W*3 row (channels-last memory), against per-position scale and offset rows: a
+    3-wide broadcast in the innermost dimension does not vectorise (measured: 25 ms -> 7.5 ms per 64 x 224 px
+    batch on 2 cores, bit-identical). ``out`` (a float32 channels-last buffer of at least B images) is reused
+    when given: allocating a fresh 40 MB tensor per batch costs as much as the arithmetic (page faults).
     """
-    std = torch.tensor(pre.std, device=batch.device, dtype=torch.float32).view(1, 3, 1, 1)
-    mean = torch.tensor(pre.mean, device=batch.device, dtype=torch.float32).view(1, 3, 1, 1)
     if out is None or out.shape[1:] != batch.shape[1:] or out.shape[0] < batch.shape[0]:
         out = torch.empty(
             batch.shape, dtype=torch.float32, device=batch.device, memory_format=torch.channels_last
         )
     x = out[: batch.shape[0]]
     x.copy_(batch)
-    x.mul_(1.0 / (255.0 * std)).sub_(mean / std)
+    b, c, h, w = x.shape
+    scale, offset = _affine_rows(pre, h, w, batch.device)
+    rows = x.permute(0, 2, 3, 1).view(b, h * w * c)  # the same memory, pixel-major
+    rows.mul_(scale).add_(offset)
     return x if dtype == torch.float32 else x.to(dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _affine_rows(pre: Preprocess, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``1 / (255 std)`` and ``-mean / std`` repeated for every pixel of an h x w channels-last image."""
+    std = torch.tensor(pre.std, dtype=torch.float32)
+    mean = torch.tensor(pre.mean, dtype=torch.float32)
+    scale = (1.0 / (255.0 * std)).repeat(h * w).to(device)
+    offset = (-(mean / std)).repeat(h * w).to(device)
+    return scale, offset

@@ -350,3 +350,20 @@ def test_keep_freed_memory_is_a_glibc_setting(monkeypatch):
         glibc = False
     assert ev.keep_freed_memory() is glibc
     assert ev.keep_freed_memory() is glibc  # idempotent
+
+
+def test_normalize_matches_numpy_for_any_layout_and_reused_buffer():
+    from generalization.decode import normalize
+
+    rng = np.random.default_rng(0)
+    pre = Preprocess(40, 46, mean=(0.5, 0.25, 0.125), std=(0.2, 0.3, 0.4))
+    raw = rng.integers(0, 256, size=(6, 3, 40, 40), dtype=np.uint8)
+    want = (raw / 255.0 - np.array(pre.mean)[None, :, None, None]) / np.array(pre.std)[None, :, None, None]
+    nchw = torch.from_numpy(raw)
+    buf = None
+    for batch in (nchw, nchw.contiguous(memory_format=torch.channels_last), nchw[:4]):
+        got = normalize(batch, pre, out=buf)
+        buf = got if buf is None else buf
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        np.testing.assert_allclose(got.numpy(), want[: len(batch)], rtol=0, atol=1e-6)
+    assert normalize(nchw, pre, dtype=torch.bfloat16).dtype == torch.bfloat16
