@@ -337,6 +337,7 @@ def test_threaded_decode_keeps_order_and_matches_per_image_decoding(shared_data,
 
 def test_keep_freed_memory_is_a_glibc_setting(monkeypatch):
     import ctypes
+    import os
     import sys
 
     monkeypatch.setattr(ev, "_MALLOC_TUNED", None)
@@ -350,6 +351,32 @@ def test_keep_freed_memory_is_a_glibc_setting(monkeypatch):
         glibc = False
     assert ev.keep_freed_memory() is glibc
     assert ev.keep_freed_memory() is glibc  # idempotent
+    if not glibc:
+        return
+    # the point of it: a 64 MB block freed and allocated again is not page-faulted in again (a fresh process
+    # each, with the setting and without it as the control that shows the count can fail)
+    import subprocess
+
+    script = (
+        "import resource, torch\n"
+        "from generalization import evaluate as ev\n"
+        "print(ev.keep_freed_memory())\n"
+        "def cycle():\n"
+        "    x = torch.empty(16 << 20).fill_(1.0); del x\n"
+        "cycle()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(10): cycle()\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    faults = {}
+    for setting in ("tuned", "system"):
+        env = {**os.environ, "GENERALIZATION_MALLOC": setting}
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        tuned, n = out.stdout.split()
+        assert tuned == str(setting == "tuned")
+        faults[setting] = int(n)
+    block = (64 << 20) // 4096  # pages
+    assert faults["tuned"] < 2 * block and faults["system"] > 8 * block, faults  # at most once vs every time
 
 
 def test_normalize_matches_numpy_for_any_layout_and_reused_buffer():
