@@ -1,6 +1,7 @@
 """Benchmark: naive per-model loop vs the decode-once sweep vs the model-only ceiling, side by side.
 
-Variants, on the same models and images, timed in the same process (interleaved, ``--repeats`` times):
+Variants, on the same models and images, timed in the same process, interleaved model by model (in an order
+rotated every repeat), ``--repeats`` times:
 
 naive
     what timm's ``validate.py`` does, once per model: a DataLoader whose dataset opens each image with PIL and
@@ -145,7 +146,8 @@ def run_naive(ds: ImageSet, models, device, batch_size, num_workers, channels_la
 # ------------------------------------------------------------------------------------------------ sweep
 
 
-def run_sweep(ds: ImageSet, models, device, batch_size, num_workers) -> tuple[float, dict]:
+def sweep_decode(ds: ImageSet, models, device, batch_size, num_workers) -> tuple[float, dict]:
+    """The sweep's first step: every image decoded once, resized/cropped once per preprocessing group."""
     t0 = time.perf_counter()
     decoded = decode_groups(
         ds,
@@ -155,22 +157,25 @@ def run_sweep(ds: ImageSet, models, device, batch_size, num_workers) -> tuple[fl
         num_workers=num_workers,
         progress=False,
     )
-    decode_s = next(iter(decoded.values())).seconds
-    for spec, model in models:
-        d = decoded[spec.preprocess.decode_key]
-        predict_topk(
-            model,
-            iter_batches(d, batch_size),
-            spec.preprocess,
-            len(d),
-            num_classes=spec.num_classes,
-            device=device,
-            progress=False,
-        )
-    for d in decoded.values():
-        d.release()
     _sync(device)
-    return time.perf_counter() - t0, {"decode_s": decode_s, "groups": len(decoded)}
+    return time.perf_counter() - t0, decoded
+
+
+def sweep_predict(decoded: dict, spec, model, device, batch_size) -> float:
+    """The sweep's second step for one model: its group's uint8 array, normalised per batch, through it."""
+    t0 = time.perf_counter()
+    d = decoded[spec.preprocess.decode_key]
+    predict_topk(
+        model,
+        iter_batches(d, batch_size),
+        spec.preprocess,
+        len(d),
+        num_classes=spec.num_classes,
+        device=device,
+        progress=False,
+    )
+    _sync(device)
+    return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------------------------------------- ceiling
@@ -250,26 +255,38 @@ def bench_case(case, args, shared, device) -> dict:
         with torch.inference_mode():
             for model, batches in prepared:
                 model(batches[0])
-        times = {"naive": [], "sweep": [], "ceiling": []}
-        if args.also_nchw:
-            times["naive_nchw"] = []
+        names = ["naive", "sweep", "ceiling"] + (["naive_nchw"] if args.also_nchw else [])
+        times = {k: [] for k in names}
         decode = []
         for r in range(args.repeats):
-            times["naive"].append(run_naive(ds, models, device, args.batch_size, args.num_workers))
-            t, info = run_sweep(ds, models, device, args.batch_size, args.num_workers)
-            times["sweep"].append(t)
-            decode.append(info["decode_s"])
-            times["ceiling"].append(run_ceiling(prepared, device))
-            if args.also_nchw:  # timm validate.py's default memory format (channels-last is opt-in there)
-                for _, m in models:
-                    m.to(memory_format=torch.contiguous_format)
-                times["naive_nchw"].append(
-                    run_naive(ds, models, device, args.batch_size, args.num_workers, False)
-                )
-                for _, m in models:
-                    m.to(memory_format=torch.channels_last)
+            # interleaved per model, in an order rotated every repeat, so that the machine's drifts (a shared
+            # box) fall on every variant alike; sweep = its one decode + its per-model passes
+            t = dict.fromkeys(names, 0.0)
+            t["sweep"], decoded = sweep_decode(ds, models, device, args.batch_size, args.num_workers)
+            decode.append(t["sweep"])
+            for m, (spec, model) in enumerate(models):
+                order = names[(r + m) % len(names) :] + names[: (r + m) % len(names)]
+                for variant in order:
+                    if variant == "naive":
+                        t[variant] += run_naive(ds, [(spec, model)], device, args.batch_size, args.num_workers)
+                    elif variant == "sweep":
+                        t[variant] += sweep_predict(decoded, spec, model, device, args.batch_size)
+                    elif variant == "ceiling":
+                        t[variant] += run_ceiling([prepared[m]], device)
+                    else:  # timm validate.py's default memory format (channels-last is opt-in there)
+                        model.to(memory_format=torch.contiguous_format)
+                        t[variant] += run_naive(
+                            ds, [(spec, model)], device, args.batch_size, args.num_workers, False
+                        )
+                        model.to(memory_format=torch.channels_last)
+            for d in decoded.values():
+                d.release()
+            for k in names:
+                times[k].append(t[k])
             print(
-                f"  [{case}] repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()),
+                f"  [{case}] repeat {r + 1}: "
+                + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items())
+                + f"  (speed-up {t['naive'] / t['sweep']:.2f}x, efficiency {t['ceiling'] / t['sweep']:.2f})",
                 flush=True,
             )
         med = {k: statistics.median(v) for k, v in times.items()}
@@ -287,6 +304,8 @@ def bench_case(case, args, shared, device) -> dict:
             "speedup_vs_nchw_naive": med["naive_nchw"] / med["sweep"] if "naive_nchw" in med else None,
             "efficiency": med["ceiling"] / med["sweep"],
             "bound": med["naive"] / med["ceiling"],
+            "speedup_per_repeat": [a / b for a, b in zip(times["naive"], times["sweep"], strict=True)],
+            "efficiency_per_repeat": [a / b for a, b in zip(times["ceiling"], times["sweep"], strict=True)],
         }
 
 
