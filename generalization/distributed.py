@@ -445,28 +445,17 @@ def _evaluate(
         )
         pending = comm.broadcast(pending, f"planning {ds.name}")
         if comm.rank == 0:
-            for i, s in enumerate(specs):
-                for p in precisions:
-                    if (i, p) not in pending:
-                        rec = store.get(ev.SOURCES[p], s.name, ds.name)
-                        rows.append(
-                            {
-                                "source": ev.SOURCES[p],
-                                "model": s.name,
-                                "test_set": ds.name,
-                                "n": rec.n,
-                                "top1_correct": rec.top1_correct,
-                                "top1": 100.0 * rec.top1_correct / rec.n,
-                                "skipped": True,
-                            }
-                        )
+            rows += [
+                ev.skipped_row(store, p, s.name, ds.name)
+                for i, s in enumerate(specs)
+                for p in precisions
+                if (i, p) not in pending
+            ]
         if not pending:
             say(f"{ds.name}: all {len(specs) * len(precisions)} pairs already in {out}; nothing to do")
             continue
 
-        groups: dict[tuple, list[tuple[ModelSpec, str]]] = {}
-        for i, p in pending:
-            groups.setdefault(specs[i].preprocess.decode_key, []).append((specs[i], p))
+        groups = ev.group_by_decode((specs[i], p) for i, p in pending)
         lo, hi = shard_bounds(len(ds), batch_size, comm.world, comm.rank)
         part = _shard(ds, lo, hi)
 

@@ -534,27 +534,16 @@ def evaluate(
             for p in precisions
             if overwrite or not store.has(SOURCES[p], s.name, ds.name)
         ]
-        for s in compatible:
-            for p in precisions:
-                if (s, p) not in pending:
-                    rec = store.get(SOURCES[p], s.name, ds.name)
-                    rows.append(
-                        {
-                            "source": SOURCES[p],
-                            "model": s.name,
-                            "test_set": ds.name,
-                            "n": rec.n,
-                            "top1_correct": rec.top1_correct,
-                            "top1": 100.0 * rec.top1_correct / rec.n,
-                            "skipped": True,
-                        }
-                    )
+        rows += [
+            skipped_row(store, p, s.name, ds.name)
+            for s in compatible
+            for p in precisions
+            if (s, p) not in pending
+        ]
         if not pending:
             log(f"{ds.name}: all {len(compatible) * len(precisions)} pairs already in {out}; nothing to do")
             continue
-        groups: dict[tuple, list[tuple[ModelSpec, str]]] = {}
-        for s, p in pending:
-            groups.setdefault(s.preprocess.decode_key, []).append((s, p))
+        groups = group_by_decode(pending)
         # every image is decoded once; each group gets its own resized/cropped uint8 copy
         decoded_all = decode_groups(
             ds,
@@ -602,6 +591,28 @@ def evaluate(
             for d in decoded_all.values():
                 d.release()
     return pd.DataFrame(rows)
+
+
+def skipped_row(store: PredictionStore, precision: str, model: str, test_set: str) -> dict[str, Any]:
+    """The result row of a pair already in the store (not recomputed)."""
+    rec = store.get(SOURCES[precision], model, test_set)
+    return {
+        "source": SOURCES[precision],
+        "model": model,
+        "test_set": test_set,
+        "n": rec.n,
+        "top1_correct": rec.top1_correct,
+        "top1": 100.0 * rec.top1_correct / rec.n,
+        "skipped": True,
+    }
+
+
+def group_by_decode(pairs: Iterable[tuple[ModelSpec, str]]) -> dict[tuple, list[tuple[ModelSpec, str]]]:
+    """``(model, precision)`` pairs grouped by the decoded copy they share (``Preprocess.decode_key``)."""
+    groups: dict[tuple, list[tuple[ModelSpec, str]]] = {}
+    for spec, precision in pairs:
+        groups.setdefault(spec.preprocess.decode_key, []).append((spec, precision))
+    return groups
 
 
 def _need(data_root):
