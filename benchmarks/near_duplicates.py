@@ -45,7 +45,7 @@ def main() -> None:
 
     import torch
 
-    from generalization import near_duplicates as nd
+    from generalization.sampler import near_duplicates as nd
 
     torch.set_num_threads(args.threads)
     labels = np.load(SHARED / "cifar10-test-labels" / "cifar10_test_set_original_labels.npy")

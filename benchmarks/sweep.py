@@ -7,8 +7,8 @@ naive
     what timm's ``validate.py`` does, once per model: a DataLoader whose dataset opens each image with PIL and
     applies the model's own transforms (Resize, CenterCrop, ToTensor, Normalize), then the model.
 sweep
-    the evaluator: :func:`generalization.evaluate.decode_images` once per preprocessing group
-    (torchvision.io decoding + uint8 resize/crop), then :func:`~generalization.evaluate.predict_topk` for every
+    the evaluator: :func:`generalization.evaluator.runner.decode_images` once per preprocessing group
+    (torchvision.io decoding + uint8 resize/crop), then :func:`~generalization.evaluator.runner.predict_topk` for every
     model of the group (normalisation per batch).
 ceiling
     the models alone on already-preprocessed float tensors in memory (no I/O, no decoding).
@@ -16,7 +16,7 @@ ceiling
 Throughput is images x models per second; speed-up = naive time / sweep time; efficiency = ceiling time /
 sweep time; bound = naive time / ceiling time, the most any input pipeline could gain over the naive loop with
 the models executed the same way. Every variant uses the same models (eval mode, channels-last, inference
-mode), batch size and malloc settings (the evaluator's :func:`~generalization.evaluate.keep_freed_memory`,
+mode), batch size and malloc settings (the evaluator's :func:`~generalization.evaluator.runner.keep_freed_memory`,
 set for the whole process unless ``--system-malloc``). ``--also-nchw`` adds the naive loop with NCHW models,
 timm validate.py's default.
 
@@ -50,22 +50,22 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generalization.datasets import (  # noqa: E402
+from generalization.evaluator.datasets import (  # noqa: E402
     CountMismatchWarning,
     ImageSet,
     assemble_cifar10_test,
     imagenet_wnids,
     load_dataset,
 )
-from generalization.decode import Preprocess, normalize  # noqa: E402
-from generalization.evaluate import (  # noqa: E402
+from generalization.evaluator.decode import Preprocess, normalize  # noqa: E402
+from generalization.evaluator.models import model_spec  # noqa: E402
+from generalization.evaluator.runner import (  # noqa: E402
     decode_groups,
     decode_images,
     iter_batches,
     keep_freed_memory,
     predict_topk,
 )
-from generalization.models import model_spec  # noqa: E402
 
 SMALL_TORCHVISION = [
     "mobilenet_v3_small",
@@ -312,7 +312,7 @@ def bench_case(case, args, shared, device) -> dict:
 def pil_agreement(shared: Path, names: list[str], limit: int | None, batch_size: int) -> list[dict]:
     """Top-1 of each model on the photos with the torchvision.io pipeline vs the PIL pipeline (timm/torchvision
     presets), and how often the two top-1 predictions agree."""
-    from generalization.decode import decode_pil_reference
+    from generalization.evaluator.decode import decode_pil_reference
 
     ds = _photos_set(shared, limit)
     out = []

@@ -38,8 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generalization.datasets import assemble_cifar10_test  # noqa: E402
-from generalization.store import PredictionStore  # noqa: E402
+from generalization.evaluator.datasets import assemble_cifar10_test  # noqa: E402
+from generalization.store.records import PredictionStore  # noqa: E402
 
 RESNETS = ["cifar10/resnet20", "cifar10/resnet32", "cifar10/resnet44", "cifar10/resnet56"]
 
@@ -53,7 +53,7 @@ def _entry() -> list[str]:
 
     if "distributed" in inspect.getsource(cli._run_evaluate):
         return ["-m", "generalization", "evaluate"]
-    return ["-m", "generalization.distributed"]  # until the CLI dispatches to the distributed evaluator
+    return ["-m", "generalization.evaluator.distributed"]  # until the CLI dispatches to the distributed evaluator
 
 
 def _run(config: dict, models: list[str], data_root: Path, out: Path, torch_home: Path, device: str) -> dict:

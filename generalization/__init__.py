@@ -4,7 +4,7 @@ Data flows one way: sources (releases, published tables, evaluations, sampler ma
 analysis -> tables and figures.
 """
 
-from .store import PredictionStore
+from .store.records import PredictionStore
 from .test_sets import TEST_SETS
 
 __version__ = "0.1.0"

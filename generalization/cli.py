@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .io import DataError
+from .files import DataError
 
 # ---------------------------------------------------------------------------------------------- import
 
@@ -47,7 +47,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    from . import importers
+    from .store import importers
 
     if args.kind == "imagenetv2":
         report = importers.import_imagenetv2(args.release, args.store)
@@ -85,9 +85,9 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
-    from . import report
-    from .analysis import combine_accuracy_tables, read_accuracies
-    from .store import PredictionStore
+    from .analysis import report
+    from .analysis.trends import combine_accuracy_tables, read_accuracies
+    from .store.records import PredictionStore
 
     if not args.store and not args.accuracies:
         raise DataError("analyze needs at least one --store or --accuracies")
@@ -98,7 +98,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
         raise DataError("--votes needs --store (per-image predictions), not --accuracies")
     written = report.write_results(table, args.out, n_bootstrap=args.n_bootstrap, seed=args.seed)
     if getattr(args, "votes", None) is not None:
-        from . import selection_frequency as sf
+        from .analysis import selection_frequency as sf
 
         written += sf.write_accuracy_by_frequency_from_store(args.store[0], args.votes_test_set, args.votes,
                                                              args.out / "selection-frequency")
@@ -132,7 +132,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
-    from . import report
+    from .analysis import report
 
     written = report.reproduce(
         out=args.out,
@@ -191,8 +191,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from . import distributed
-    from . import evaluate as ev
+    from .evaluator import distributed
+    from .evaluator import runner as ev
 
     # under torchrun (WORLD_SIZE > 1) the images are sharded across ranks; otherwise one process does it all
     try:
@@ -214,7 +214,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_list_models(args: argparse.Namespace) -> int:
-    from . import models
+    from .evaluator import models
 
     for name in models.list_models(args.pattern, include_timm=args.timm):
         if args.details:
@@ -226,14 +226,14 @@ def _run_list_models(args: argparse.Namespace) -> int:
 
 
 def _run_list_datasets(args: argparse.Namespace) -> int:
-    from . import datasets
+    from .evaluator import datasets
 
     print(datasets.list_datasets().to_string(index=False))
     return 0
 
 
 def _run_verify_data(args: argparse.Namespace) -> int:
-    from . import datasets
+    from .evaluator import datasets
 
     report = datasets.verify_data(args.dataset, args.data_root, release=args.release, devkit=args.devkit)
     print(report.summary())
@@ -329,8 +329,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 def _run_selection_frequency(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from . import annotations as an
-    from .io import atomic_write_text, load_npy
+    from .files import atomic_write_text, load_npy
+    from .sampler import annotations as an
 
     out = args.out
     if args.counts is not None:
@@ -365,9 +365,9 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
 
 
 def _run_tasks(args: argparse.Namespace) -> int:
-    from . import annotations as an
-    from . import tasks as tk
-    from .io import load_json
+    from .files import load_json
+    from .sampler import annotations as an
+    from .sampler import tasks as tk
 
     neg = an.read_table(args.negatives) if args.negatives else None
     info = an.read_table(args.class_info) if args.class_info else None
@@ -380,9 +380,9 @@ def _run_tasks(args: argparse.Namespace) -> int:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from . import annotations as an
-    from . import sampling as sm
-    from .io import load_json
+    from .files import load_json
+    from .sampler import annotations as an
+    from .sampler import strategies as sm
 
     if args.strategy == "keyword-counts":
         if args.cifar101 is not None:
@@ -446,7 +446,7 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 
 def _add_near_duplicates(sub: argparse._SubParsersAction) -> None:
-    """`near-duplicates ...`: see generalization.near_duplicates and docs/near_duplicates.md."""
+    """`near-duplicates ...`: see generalization.sampler.near_duplicates and docs/near_duplicates.md."""
     p = sub.add_parser(
         "near-duplicates",
         help="find candidates that duplicate the original test set or each other; write decisions and a review",
@@ -478,7 +478,7 @@ def _add_near_duplicates(sub: argparse._SubParsersAction) -> None:
 def _run_near_duplicates(args: argparse.Namespace) -> int:
     import json
 
-    from . import near_duplicates
+    from .sampler import near_duplicates
 
     thresholds = {}
     for item in args.threshold:
@@ -525,7 +525,7 @@ def _add_selection_frequency(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_selection_frequency_report(args: argparse.Namespace) -> int:
-    from .selection_frequency import write_report
+    from .analysis.selection_frequency import write_report
 
     written = write_report(args.votes, args.cifar101_release, args.cifar10_labels, args.out, store=args.store,
                            per_class=args.per_class, seeds=args.seeds, n_bootstrap=args.n_bootstrap)

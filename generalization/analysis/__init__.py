@@ -1,0 +1,3 @@
+"""Analysis over the store's accuracy table: trend fits and bands, figures in the paper's style, the report,
+and accuracy by selection frequency.
+"""

@@ -1,0 +1,646 @@
+"""Candidates and crowd annotations as plain tables, and the selection frequencies computed from them.
+
+Tables are read from CSV, JSONL or Parquet into pandas. Two annotation layouts are accepted:
+
+* the **long format**: one row per (assignment, image) with columns ``worker_id``, ``task_id``,
+  ``image_id``, ``class``, ``selected`` (yes/no, true/false, 1/0) and optionally ``assignment_id``
+  (default ``<worker_id>:<task_id>``), ``status`` (default ``Submitted``) and ``role``
+  (``candidate`` / ``positive`` / ``negative``);
+* **Amazon MTurk batch results** (``Input.*`` / ``Answer.*`` columns) of the task page written by
+  :mod:`generalization.sampler.tasks`: one row per assignment, expanded to the long format with the task table.
+
+Bad rows (unknown image, unknown class, duplicate assignment, unreadable values) are never dropped
+silently: the loaders return them in a *problems* table with their line number in the file (the header
+is line 1; for JSONL the first record is line 1) and the reason.
+
+The *selection frequency* of an (image, class) pair is the share of valid (Submitted or Approved)
+assignments that selected the image when asked about that class, pooled over every task that showed it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..files import DataError
+
+__all__ = [
+    "VALID_STATUSES",
+    "read_table",
+    "load_candidates",
+    "load_annotations",
+    "read_long_annotations",
+    "read_mturk_results",
+    "read_task_records",
+    "validate_annotations",
+    "selection_frequencies",
+    "selection_frequencies_from_counts",
+    "worker_quality",
+    "workers_below",
+]
+
+VALID_STATUSES = ("Submitted", "Approved")
+ANNOTATION_COLUMNS = [
+    "worker_id",
+    "assignment_id",
+    "task_id",
+    "image_id",
+    "class",
+    "selected",
+    "status",
+    "role",
+    "line",
+]
+PROBLEM_COLUMNS = ["file", "line", "reason", "image_id", "class", "assignment_id"]
+_TRUE = {"1", "true", "yes", "y", "on", "selected"}
+_FALSE = {"0", "false", "no", "n", "off", "", "not_selected"}
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV, JSONL (``.jsonl`` / ``.ndjson``) or Parquet file into a DataFrame of strings.
+
+    Every column is read as text (ids such as ``007`` keep their zeros); a ``line`` column gives each
+    row's line number in the file (header = line 1 for CSV; record = line for JSONL; row + 1 for Parquet).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    try:
+        if suffix in (".csv", ".csv.gz", ".tsv"):
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ",")
+            df["line"] = np.arange(len(df), dtype=np.int64) + 2
+        elif suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
+            rows, lines = [], []
+            with open(path, encoding="utf-8") as f:
+                for i, raw in enumerate(f, start=1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        obj = json.loads(raw)
+                    except json.JSONDecodeError as e:
+                        raise DataError(f"{path}: line {i}: not valid JSON ({e})") from e
+                    if not isinstance(obj, dict):
+                        raise DataError(f"{path}: line {i}: expected a JSON object, got {type(obj).__name__}")
+                    rows.append(obj)
+                    lines.append(i)
+            df = pd.DataFrame(rows)
+            for col in df.columns:
+                df[col] = df[col].map(_to_text)
+            df["line"] = np.asarray(lines, dtype=np.int64)
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+            for col in df.columns:
+                df[col] = df[col].map(_to_text)
+            df["line"] = np.arange(len(df), dtype=np.int64) + 1
+        else:
+            raise DataError(f"{path}: unknown table format {suffix!r} (use .csv, .jsonl or .parquet)")
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: cannot read table ({e})") from e
+    df.attrs["file"] = str(path)
+    return df
+
+
+def _to_text(v: object) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, np.ndarray):
+        return json.dumps(v.tolist())
+    return str(v)
+
+
+def _as_frame(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(table, pd.DataFrame):
+        df = table.copy()
+        for col in df.columns:
+            if col != "line":
+                df[col] = df[col].map(_to_text)
+        if "line" not in df.columns:
+            df["line"] = np.arange(len(df), dtype=np.int64) + 2
+        df.attrs.setdefault("file", "<DataFrame>")
+        return df
+    return read_table(table)
+
+
+def _require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{df.attrs.get('file', '<table>')}: {what} table lacks column(s) {missing} "
+            f"(has {[c for c in df.columns if c != 'line']})"
+        )
+
+
+def load_candidates(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """Load a candidate table: one row per (image, class).
+
+    Required columns: ``image_id``, ``class``. Optional: ``keyword`` (search keyword or query),
+    ``source_id`` (e.g. the Flickr photo id), ``date``, ``path`` or ``url``; any other column is kept.
+    Empty ids and duplicate (image, class) rows are errors, reported with their line numbers.
+    """
+    df = _as_frame(table)
+    _require_columns(df, ["image_id", "class"], "candidate")
+    file = df.attrs["file"]
+    bad = df[(df["image_id"] == "") | (df["class"] == "")]
+    if len(bad):
+        raise DataError(f"{file}: empty image_id or class on line(s) {bad['line'].tolist()[:20]}")
+    dup = df[df.duplicated(["image_id", "class"], keep="first")]
+    if len(dup):
+        raise DataError(f"{file}: duplicate (image_id, class) on line(s) {dup['line'].tolist()[:20]}")
+    out = df.sort_values(["class", "image_id"], kind="stable").reset_index(drop=True)
+    out.attrs["file"] = file
+    return out
+
+
+# --------------------------------------------------------------------------------------- annotations
+
+
+def _parse_bool(series: pd.Series) -> pd.Series:
+    s = series.str.strip().str.lower()
+    out = pd.Series(pd.NA, index=series.index, dtype="boolean")
+    out[s.isin(_TRUE)] = True
+    out[s.isin(_FALSE)] = False
+    return out
+
+
+def read_long_annotations(table: str | os.PathLike | pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read annotations in the long format (see the module docstring).
+
+    Returns ``(annotations, problems)``; rows whose ``selected`` value cannot be read go to ``problems``.
+    """
+    df = _as_frame(table)
+    file = df.attrs["file"]
+    _require_columns(df, ["worker_id", "task_id", "image_id", "class", "selected"], "annotation")
+    if "assignment_id" not in df.columns:
+        df["assignment_id"] = df["worker_id"] + ":" + df["task_id"]
+    if "status" not in df.columns:
+        df["status"] = "Submitted"
+    if "role" not in df.columns:
+        df["role"] = ""
+    sel = _parse_bool(df["selected"])
+    bad = sel.isna()
+    problems = _problems(df[bad], file, "unreadable 'selected' value")
+    out = df[~bad].copy()
+    out["selected"] = sel[~bad].astype(bool)
+    out["status"] = out["status"].replace("", "Submitted")
+    out = out[ANNOTATION_COLUMNS].reset_index(drop=True)
+    out.attrs["file"] = file
+    return out, problems
+
+
+def _decode_task_b64(value: str) -> dict:
+    return json.loads(base64.b64decode(value.encode("ascii"), validate=True).decode("utf-8"))
+
+
+def _parse_id_list(value: str) -> list[str]:
+    value = value.strip()
+    if not value:
+        return []
+    if value.startswith("["):
+        parsed = json.loads(value)
+        if not isinstance(parsed, list):
+            raise ValueError("not a list")
+        return [str(v) for v in parsed]
+    return [v.strip() for v in value.replace("|", ",").split(",") if v.strip()]
+
+
+def read_mturk_results(
+    table: str | os.PathLike | pd.DataFrame, tasks: pd.DataFrame | str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Expand an MTurk batch-results CSV into long-format annotations.
+
+    Each row is one assignment. The task it showed comes from ``Input.task_b64`` (the base64 JSON that
+    :func:`generalization.sampler.tasks.write_mturk_batch` writes) or, with ``tasks`` given, from the task table
+    by ``Input.task_id``; the worker's choice is ``Answer.selected`` (a JSON list or comma-separated
+    image ids). Every shown image becomes one row (selected or not). With a task table, each row also
+    gets its ``role`` (candidate / positive / negative control) and controls their true class.
+
+    Returns ``(annotations, problems)``.
+    """
+    df = _as_frame(table)
+    file = df.attrs["file"]
+    _require_columns(df, ["AssignmentId", "WorkerId", "Answer.selected"], "MTurk results")
+    if "Input.task_b64" not in df.columns and "Input.task_id" not in df.columns:
+        raise DataError(f"{file}: MTurk results lack both Input.task_b64 and Input.task_id")
+    task_table = None
+    if tasks is not None:
+        task_table = tasks if isinstance(tasks, pd.DataFrame) else read_table(tasks)
+        task_table = task_table.astype({"task_id": str, "image_id": str})
+    status = (
+        df["AssignmentStatus"] if "AssignmentStatus" in df.columns else pd.Series("Submitted", index=df.index)
+    )
+    rows: list[dict] = []
+    problems: list[dict] = []
+    for i, r in enumerate(df.to_dict("records")):
+        line = int(r["line"])
+        try:
+            if "Input.task_b64" in df.columns and r["Input.task_b64"]:
+                payload = _decode_task_b64(r["Input.task_b64"])
+                task_id, cls = str(payload["task_id"]), str(payload["class"])
+                shown = [str(im["image_id"]) for im in payload["images"]]
+            else:
+                task_id, cls, shown = str(r["Input.task_id"]), None, None
+            selected = _parse_id_list(r["Answer.selected"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            problems.append(
+                {
+                    "file": file,
+                    "line": line,
+                    "reason": f"unreadable task or answer ({e})",
+                    "image_id": "",
+                    "class": "",
+                    "assignment_id": r["AssignmentId"],
+                }
+            )
+            continue
+        roles: dict[str, str] = {}
+        if task_table is not None:
+            t = task_table[task_table["task_id"] == task_id]
+            if len(t) == 0:
+                problems.append(
+                    {
+                        "file": file,
+                        "line": line,
+                        "reason": f"unknown task {task_id!r}",
+                        "image_id": "",
+                        "class": cls or "",
+                        "assignment_id": r["AssignmentId"],
+                    }
+                )
+                continue
+            if shown is None:
+                shown = t.sort_values("position", key=lambda s: s.astype(int))["image_id"].tolist()
+            cls = cls if cls is not None else str(t["class"].iloc[0])
+            roles = dict(zip(t["image_id"], t["role"], strict=True))
+        extra = sorted(set(selected) - set(shown))
+        for im in extra:
+            problems.append(
+                {
+                    "file": file,
+                    "line": line,
+                    "reason": "selected image was not shown in the task",
+                    "image_id": im,
+                    "class": cls,
+                    "assignment_id": r["AssignmentId"],
+                }
+            )
+        chosen = set(selected)
+        for im in shown:
+            rows.append(
+                {
+                    "worker_id": r["WorkerId"],
+                    "assignment_id": r["AssignmentId"],
+                    "task_id": task_id,
+                    "image_id": im,
+                    "class": cls,
+                    "selected": im in chosen,
+                    "status": status.iloc[i] or "Submitted",
+                    "role": roles.get(im, ""),
+                    "line": line,
+                }
+            )
+    out = pd.DataFrame(rows, columns=ANNOTATION_COLUMNS)
+    out["selected"] = out["selected"].astype(bool)
+    out.attrs["file"] = file
+    return out, pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
+
+
+def read_task_records(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the JSON records that the standalone task page saves (one JSON object per line, or one object).
+
+    A record is ``{"task_id", "class", "worker_id", "assignment_id", "shown": [...], "selected": [...]}``;
+    it is expanded to the long format like an MTurk row.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.is_file() else None
+    if text is None:
+        raise DataError(f"{path}: file not found")
+    records = []
+    stripped = text.strip()
+    if stripped.startswith("{") and "\n{" not in stripped:
+        records.append((1, stripped))
+    else:
+        records = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    rows, problems = [], []
+    for line, raw in records:
+        try:
+            rec = json.loads(raw)
+            shown = [str(x) for x in rec["shown"]]
+            chosen = {str(x) for x in rec["selected"]}
+            worker, task_id, cls = str(rec["worker_id"]), str(rec["task_id"]), str(rec["class"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            problems.append(
+                {
+                    "file": str(path),
+                    "line": line,
+                    "reason": f"unreadable record ({e})",
+                    "image_id": "",
+                    "class": "",
+                    "assignment_id": "",
+                }
+            )
+            continue
+        assignment = str(rec.get("assignment_id") or f"{worker}:{task_id}")
+        for im in sorted(chosen - set(shown)):
+            problems.append(
+                {
+                    "file": str(path),
+                    "line": line,
+                    "reason": "selected image was not shown in the task",
+                    "image_id": im,
+                    "class": cls,
+                    "assignment_id": assignment,
+                }
+            )
+        for im in shown:
+            rows.append(
+                {
+                    "worker_id": worker,
+                    "assignment_id": assignment,
+                    "task_id": task_id,
+                    "image_id": im,
+                    "class": cls,
+                    "selected": im in chosen,
+                    "status": "Submitted",
+                    "role": "",
+                    "line": line,
+                }
+            )
+    out = pd.DataFrame(rows, columns=ANNOTATION_COLUMNS)
+    out["selected"] = out["selected"].astype(bool)
+    out.attrs["file"] = str(path)
+    return out, pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
+
+
+def _problems(rows: pd.DataFrame, file: str, reason: str) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "file": file,
+            "line": rows["line"].astype(np.int64).to_numpy(),
+            "reason": reason,
+            "image_id": rows["image_id"].to_numpy() if "image_id" in rows else "",
+            "class": rows["class"].to_numpy() if "class" in rows else "",
+            "assignment_id": rows["assignment_id"].to_numpy() if "assignment_id" in rows else "",
+        },
+        columns=PROBLEM_COLUMNS,
+    )
+    return out
+
+
+def validate_annotations(
+    annotations: pd.DataFrame,
+    *,
+    known_images: Iterable[str] | None = None,
+    classes: Iterable[str] | None = None,
+    tasks: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split annotations into good rows and problems (with line numbers and a reason).
+
+    Problems: an image id not in ``known_images`` (candidates plus control images), a class not in
+    ``classes``, and duplicate assignments: the same (assignment, image) twice (all but the first are
+    reported), or a worker doing the same task in two assignments (the later assignment is reported).
+    With a task table (``task_id``, ``image_id``, ``role``, ``image_class``), each row gets its control
+    role when the annotation table has none.
+    """
+    file = annotations.attrs.get("file", "<annotations>")
+    ann = annotations.reset_index(drop=True).copy()
+    reasons = pd.Series("", index=ann.index, dtype=object)
+    if known_images is not None:
+        known = set(map(str, known_images))
+        reasons[(reasons == "") & ~ann["image_id"].isin(known)] = "unknown image"
+    if classes is not None:
+        cls = set(map(str, classes))
+        reasons[(reasons == "") & ~ann["class"].isin(cls)] = "unknown class"
+    dup = ann.duplicated(["assignment_id", "image_id"], keep="first")
+    reasons[(reasons == "") & dup] = "duplicate assignment (same assignment and image twice)"
+    # one worker, one task, two assignments: keep the first assignment (in file order)
+    first = ann.drop_duplicates(["worker_id", "task_id"], keep="first").set_index(["worker_id", "task_id"])
+    first_assign = first["assignment_id"]
+    key = pd.MultiIndex.from_frame(ann[["worker_id", "task_id"]])
+    second = ann["assignment_id"].to_numpy() != first_assign.reindex(key).to_numpy()
+    reasons[(reasons == "") & second] = "duplicate assignment (worker already did this task)"
+    bad = reasons != ""
+    problems = _problems(ann[bad], file, "")
+    problems["reason"] = reasons[bad].to_numpy()
+    good = ann[~bad].copy()
+    if tasks is not None and len(good):
+        t = tasks[["task_id", "image_id", "role", "image_class"]].astype(str)
+        good = good.merge(t.rename(columns={"role": "_role"}), on=["task_id", "image_id"], how="left")
+        good["role"] = good["role"].where(good["role"] != "", good["_role"].fillna(""))
+        good = good.drop(columns=["_role"])
+    good.attrs["file"] = file
+    return good.reset_index(drop=True), problems.sort_values("line", kind="stable").reset_index(drop=True)
+
+
+def load_annotations(
+    path: str | os.PathLike | pd.DataFrame,
+    *,
+    format: str = "auto",
+    tasks: pd.DataFrame | str | os.PathLike | None = None,
+    known_images: Iterable[str] | None = None,
+    classes: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read annotations (long format, MTurk results or task-page records) and validate them.
+
+    ``format`` is ``"long"``, ``"mturk"``, ``"records"`` or ``"auto"`` (MTurk when the table has
+    ``Answer.*`` columns; records for ``.json`` files). Returns ``(annotations, problems)``: nothing is
+    dropped without a row in ``problems``.
+    """
+    task_table = None
+    if tasks is not None:
+        task_table = tasks if isinstance(tasks, pd.DataFrame) else read_table(tasks)
+    if format == "auto":
+        if not isinstance(path, pd.DataFrame) and Path(path).suffix.lower() == ".json":
+            format = "records"
+        else:
+            df = _as_frame(path)
+            if any(c.startswith("Answer.") for c in df.columns):
+                format = "mturk"
+            elif {"shown", "selected"} <= set(df.columns) and "image_id" not in df.columns:
+                format = "records"  # the standalone page's JSONL records
+            else:
+                format = "long"
+            if format != "records":
+                path = df
+    if format == "long":
+        ann, p1 = read_long_annotations(path)
+    elif format == "mturk":
+        ann, p1 = read_mturk_results(path, task_table)
+    elif format == "records":
+        ann, p1 = read_task_records(path)
+    else:
+        raise ValueError(f"unknown annotation format {format!r}")
+    good, p2 = validate_annotations(ann, known_images=known_images, classes=classes, tasks=task_table)
+    problems = pd.concat([p1, p2], ignore_index=True) if len(p1) else p2
+    return good, problems.sort_values("line", kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------- selection frequency
+
+
+def selection_frequencies(
+    annotations: pd.DataFrame,
+    *,
+    min_annotations: int = 0,
+    exclude_workers: Iterable[str] = (),
+    include_controls: bool = False,
+) -> pd.DataFrame:
+    """Per (image, class): how many valid assignments saw it, how many selected it, and their ratio.
+
+    Only assignments with status Submitted or Approved count; workers in ``exclude_workers`` (e.g. from
+    :func:`workers_below`) are left out. Control rows (role positive / negative) are left out unless
+    ``include_controls``, since a control image is shown under a class it may not belong to.
+
+    Returns a DataFrame sorted by (class, image_id) with ``image_id``, ``class``, ``num_annotations``,
+    ``num_selected``, ``selection_frequency`` and ``enough_annotations`` (``num_annotations >=
+    min_annotations``). The frequency of an image with no valid annotation is NaN.
+    """
+    a = annotations
+    valid = a["status"].isin(VALID_STATUSES) & ~a["worker_id"].isin(set(map(str, exclude_workers)))
+    if not include_controls and "role" in a.columns:
+        valid &= ~a["role"].isin(["positive", "negative"])
+    keys = a[["image_id", "class"]].drop_duplicates()
+    if not include_controls and "role" in a.columns:
+        keys = a.loc[~a["role"].isin(["positive", "negative"]), ["image_id", "class"]].drop_duplicates()
+    g = a[valid].groupby(["image_id", "class"], sort=True)["selected"].agg(["size", "sum"]).reset_index()
+    out = keys.merge(g, on=["image_id", "class"], how="left").fillna({"size": 0, "sum": 0})
+    out = out.rename(columns={"size": "num_annotations", "sum": "num_selected"})
+    out["num_annotations"] = out["num_annotations"].astype(np.int64)
+    out["num_selected"] = out["num_selected"].astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["selection_frequency"] = np.where(
+            out["num_annotations"] > 0, out["num_selected"] / out["num_annotations"].clip(lower=1), np.nan
+        )
+    out["enough_annotations"] = out["num_annotations"] >= int(min_annotations)
+    return out.sort_values(["class", "image_id"], kind="stable").reset_index(drop=True)
+
+
+def selection_frequencies_from_counts(
+    counts: np.ndarray, labels: Sequence[int] | np.ndarray, *, image_ids: Sequence | None = None
+) -> pd.DataFrame:
+    """Selection frequencies from per-image class vote counts (e.g. CIFAR-10H's N x C count matrix).
+
+    Parameters
+    ----------
+    counts
+        Integer array of shape (N, C): ``counts[i, c]`` annotators chose class ``c`` for image ``i``.
+    labels
+        The N labels whose selection frequency is wanted (e.g. the official test labels).
+    image_ids
+        Optional ids for the rows (default ``0 … N-1``).
+
+    Returns
+    -------
+    DataFrame with ``image_id``, ``class`` (the label), ``num_annotations`` (row sum), ``num_selected``
+    (votes for the label) and ``selection_frequency`` (their ratio; NaN for a row without votes).
+    """
+    counts = np.asarray(counts)
+    labels = np.asarray(labels)
+    if counts.ndim != 2:
+        raise DataError(f"counts must be a 2-D (images x classes) array, got shape {counts.shape}")
+    if not np.issubdtype(counts.dtype, np.integer):
+        if (
+            np.issubdtype(counts.dtype, np.floating)
+            and np.all(np.isfinite(counts))
+            and np.all(counts == np.round(counts))
+        ):
+            counts = counts.astype(np.int64)
+        else:
+            raise DataError(f"counts must hold whole vote counts, got dtype {counts.dtype}")
+    if (counts < 0).any():
+        raise DataError("counts must be non-negative")
+    if labels.shape != (counts.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"labels must be {counts.shape[0]} integers, got shape {labels.shape} dtype {labels.dtype}"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= counts.shape[1]):
+        raise DataError(f"labels must lie in 0…{counts.shape[1] - 1}")
+    n = counts.sum(axis=1).astype(np.int64)
+    k = counts[np.arange(len(labels)), labels].astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        freq = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+    ids = np.arange(len(labels)) if image_ids is None else np.asarray(image_ids)
+    if len(ids) != len(labels):
+        raise DataError(f"image_ids has {len(ids)} entries for {len(labels)} rows")
+    return pd.DataFrame(
+        {
+            "image_id": ids,
+            "class": labels.astype(np.int64),
+            "num_annotations": n,
+            "num_selected": k,
+            "selection_frequency": freq,
+        }
+    )
+
+
+# ----------------------------------------------------------------------------------- worker quality
+
+
+def worker_quality(annotations: pd.DataFrame) -> pd.DataFrame:
+    """Per worker, how they did on the control images of valid assignments.
+
+    A positive control (an original test image of the task's class) should be selected; a negative
+    control (an image of another class) should not. Returns, sorted by worker: ``num_assignments``,
+    ``num_positive``, ``positive_selected``, ``positive_rate`` (share of positives selected),
+    ``num_negative``, ``negative_selected``, ``negative_rate`` (share of negatives selected, lower is
+    better) and ``control_accuracy`` (share of all controls answered correctly). Rates are NaN without
+    controls.
+    """
+    a = annotations[annotations["status"].isin(VALID_STATUSES)]
+    pos = a[a["role"] == "positive"].groupby("worker_id")["selected"].agg(["size", "sum"])
+    neg = a[a["role"] == "negative"].groupby("worker_id")["selected"].agg(["size", "sum"])
+    workers = sorted(set(a["worker_id"]))
+    out = pd.DataFrame({"worker_id": workers})
+    out["num_assignments"] = (
+        a.groupby("worker_id")["assignment_id"].nunique().reindex(workers).fillna(0).to_numpy()
+    )
+    out["num_positive"] = pos["size"].reindex(workers).fillna(0).astype(np.int64).to_numpy()
+    out["positive_selected"] = pos["sum"].reindex(workers).fillna(0).astype(np.int64).to_numpy()
+    out["num_negative"] = neg["size"].reindex(workers).fillna(0).astype(np.int64).to_numpy()
+    out["negative_selected"] = neg["sum"].reindex(workers).fillna(0).astype(np.int64).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["positive_rate"] = out["positive_selected"] / out["num_positive"].where(out["num_positive"] > 0)
+        out["negative_rate"] = out["negative_selected"] / out["num_negative"].where(out["num_negative"] > 0)
+        n = out["num_positive"] + out["num_negative"]
+        correct = out["positive_selected"] + (out["num_negative"] - out["negative_selected"])
+        out["control_accuracy"] = correct / n.where(n > 0)
+    out["num_assignments"] = out["num_assignments"].astype(np.int64)
+    return out[
+        [
+            "worker_id",
+            "num_assignments",
+            "num_positive",
+            "positive_selected",
+            "positive_rate",
+            "num_negative",
+            "negative_selected",
+            "negative_rate",
+            "control_accuracy",
+        ]
+    ]
+
+
+def workers_below(quality: pd.DataFrame, min_control_accuracy: float, *, min_controls: int = 6) -> list[str]:
+    """The optional worker cut: workers whose control accuracy is below ``min_control_accuracy``.
+
+    Only workers with at least ``min_controls`` control answers are judged (one task holds six), so a
+    worker is never cut on one or two answers. Returns the sorted worker ids to exclude.
+    """
+    n = quality["num_positive"] + quality["num_negative"]
+    cut = (n >= min_controls) & (quality["control_accuracy"] < float(min_control_accuracy))
+    return sorted(quality.loc[cut, "worker_id"].astype(str).tolist())
