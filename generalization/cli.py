@@ -534,6 +534,56 @@ def _run_selection_frequency_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------- label-free prediction (issue 20: agreement)
+
+
+def _add_predict_unlabeled(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict-unlabeled",
+        help="predict each model's top-1 on a new test set without its labels (agreement on the line)",
+        description="Pairwise top-1 agreement of the models on both sets (all pairs up to --max-pairs, else a "
+                    "seeded sample), the agreement line, and each model's predicted new-set top-1 with an "
+                    "interval (Baek et al. 2022). The new set's labels are never read for the prediction. "
+                    "Writes OUT/predictions.csv, OUT/agreement_pairs.csv, OUT/agreement_fit.json.",
+    )
+    p.add_argument("--store", type=Path, required=True, help="store with the original set's labels and predictions")
+    p.add_argument("--original", default="imagenet-val", help="original test set (default: %(default)s)")
+    p.add_argument("--new", required=True, help="new test set: its records' predictions are read from the store")
+    p.add_argument("--new-predictions", type=Path, default=None,
+                   help="folder of <model>.npy predictions of the new set, for a set the store cannot hold "
+                        "(no labels yet); default: the store's records of --new")
+    p.add_argument("--models", nargs="+", default=None, help="models to use (default: all with predictions on both)")
+    p.add_argument("--source", nargs="+", default=None, help="only records of these sources (default: all)")
+    p.add_argument("--method", choices=["aline-d", "aline-s"], default="aline-d", help="default: %(default)s")
+    p.add_argument("--scale", choices=["probit", "logit"], default="probit", help="default: %(default)s")
+    p.add_argument("--max-pairs", type=int, default=5000, help="bound on model pairs (default: %(default)s)")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="pair sample and bootstrap seed (default: %(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.set_defaults(func=_run_predict_unlabeled)
+
+
+def _run_predict_unlabeled(args: argparse.Namespace) -> int:
+    from .analysis.agreement import predict_unlabeled, write_predictions
+
+    if args.max_pairs < 1:
+        raise DataError(f"--max-pairs must be positive, got {args.max_pairs}")
+    if not 0 < args.level < 1:
+        raise DataError(f"--level must be between 0 and 1, got {args.level}")
+    df = predict_unlabeled(args.store, args.original, args.new, models=args.models, sources=args.source,
+                           new_predictions=args.new_predictions, method=args.method, scale=args.scale,
+                           max_pairs=args.max_pairs, level=args.level, seed=args.seed)
+    result = df.attrs["result"]
+    fit = result.fit
+    print(f"{fit['n_models']} models, {fit['n_pairs']} pairs ({fit['pairs']}); agreement line on {fit['scale']} "
+          f"scale: slope {fit['slope']:.3f}, intercept {fit['intercept']:.3f}, R^2 {fit['r2']:.4f}")
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for path in write_predictions(df, args.out):
+        print(path)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -547,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_import, _add_analyze, _add_reproduce, _add_evaluate, _add_sample, _add_near_duplicates,
-                _add_selection_frequency):
+                _add_selection_frequency, _add_predict_unlabeled):
         add(sub)
     return parser
 
