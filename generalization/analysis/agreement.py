@@ -571,7 +571,8 @@ def agreement_report_section(summary: pd.DataFrame, *, title: str = "Label-free 
                              notes: Sequence[str] = ()) -> str:
     """A markdown section for REPORT.md from a table of :func:`summarize_validation` rows.
 
-    Each row needs ``new_test_set, n_models, agreement_mae, agreement_max_error, agreement_coverage,
+    Each row needs ``new_test_set, n_models, agreement_mae, agreement_max_error, agreement_mean_error,
+    agreement_coverage,
     accuracy_line_mae, accuracy_line_max_error, accuracy_line_coverage`` (and optionally ``method``,
     ``r2``, ``no_drop_mae``, ``level``).
     """
@@ -584,16 +585,16 @@ def agreement_report_section(summary: pd.DataFrame, *, title: str = "Label-free 
         "the labels (leave-one-out). Errors in points (predicted - measured), coverage = share of models whose "
         f"measured top-1 lies in the {100 * level:.0f} % interval.",
         "",
-        "| new test set | models | agreement R² | label-free MAE | max error | coverage | accuracy-line MAE "
-        "| max error | coverage | \"no drop\" MAE |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| new test set | models | agreement R² | label-free MAE | max error | mean error | coverage "
+        "| accuracy-line MAE | max error | coverage | \"no drop\" MAE |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for _, r in summary.iterrows():
         r2 = f"{r['r2']:.3f}" if "r2" in r and pd.notna(r.get("r2")) else ""
         nd = f"{r['no_drop_mae']:.2f}" if "no_drop_mae" in r and pd.notna(r.get("no_drop_mae")) else ""
         lines.append(
             f"| {r['new_test_set']} | {int(r['n_models'])} | {r2} | {r['agreement_mae']:.2f} | "
-            f"{r['agreement_max_error']:.2f} | {r['agreement_coverage']:.0f} % | {r['accuracy_line_mae']:.2f} | "
+            f"{r['agreement_max_error']:.2f} | {r['agreement_mean_error']:+.2f} | {r['agreement_coverage']:.0f} % | {r['accuracy_line_mae']:.2f} | "
             f"{r['accuracy_line_max_error']:.2f} | {r['accuracy_line_coverage']:.0f} % | {nd} |")
     lines += [""] + [f"- {n}" for n in notes]
     return "\n".join(lines).rstrip() + "\n"
