@@ -4,7 +4,7 @@ Imports the ImageNetV2 release (67 models; three new sets) and the CIFAR-10.1 re
 a temporary store, predicts every model's new-set top-1 with :func:`generalization.analysis.agreement.validate`
 (which never reads the new set's labels), then compares with the measured top-1 and with the accuracy-line
 prediction (labels, leave-one-out). Writes ``OUT/validation.md`` (the REPORT.md section), ``OUT/validation.csv``
-(one row per new set, method and scale) and ``OUT/per_model.csv``; prints the time of each prediction.
+(one row per new set, method and scale); prints the time of each prediction.
 
     python benchmarks/agreement_validation.py --out results/label-free
 

@@ -75,6 +75,7 @@ __all__ = [
     "validate",
     "summarize_validation",
     "agreement_report_section",
+    "plot_agreement",
 ]
 
 #: the columns of ``predictions.csv`` (percent; ``actual_new_top1`` empty where the new set has no labels)
@@ -598,3 +599,51 @@ def agreement_report_section(summary: pd.DataFrame, *, title: str = "Label-free 
             f"{r['accuracy_line_max_error']:.2f} | {r['accuracy_line_coverage']:.0f} % | {nd} |")
     lines += [""] + [f"- {n}" for n in notes]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------------------------------- figure
+
+_TICKS = [1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.8]
+
+
+def plot_agreement(df: pd.DataFrame, ax: Any = None, *, title: str | None = None) -> Any:
+    """Draw the agreement points, the agreement line and each model's prediction (and measured top-1 if known).
+
+    ``df`` is a :func:`predict_unlabeled` result. Axes in percent on the fit's scale. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    result: AgreementResult = df.attrs["result"]
+    scale, fit = result.fit["scale"], result.fit
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5))
+    n_o, n_n = fit["n_original"], fit["n_new"]
+    xa = to_scale(result.pairs["agreement_original"], scale, n_o)
+    ya = to_scale(result.pairs["agreement_new"], scale, n_n)
+    xm = to_scale(df["original_top1"], scale, n_o)
+    yl = to_scale(df["predicted_low"], scale, n_n)
+    everything = np.concatenate([xa, ya, xm, yl])
+    span = everything.max() - everything.min()
+    lo, hi = everything.min() - 0.05 * span, everything.max() + 0.05 * span
+    ax.plot([lo, hi], [lo, hi], ls="--", color="0.6", lw=1, label="y = x")
+    ax.scatter(xa, ya, s=6, color="0.5", alpha=0.5, lw=0, label=f"model pairs' agreement ({fit['n_pairs']})")
+    grid = np.linspace(lo, hi, 50)
+    ax.plot(grid, fit["slope"] * grid + fit["intercept"], color="0.3", lw=1.2, label="agreement line")
+    yp = to_scale(df["predicted_new_top1"], scale, n_n)
+    err = np.vstack([yp - yl, to_scale(df["predicted_high"], scale, n_n) - yp])
+    ax.errorbar(xm, yp, yerr=err, fmt="o", ms=3.5, color="tab:blue", elinewidth=0.8,
+                label=f"predicted top-1, {100 * fit['level']:.0f} % interval")
+    if df["actual_new_top1"].notna().any():
+        ax.scatter(xm, to_scale(df["actual_new_top1"], scale, n_n), marker="x", s=22, color="tab:orange", zorder=3,
+                   label="measured top-1 (labels)")
+    ticks = [t for t in _TICKS if lo <= to_scale(t, scale) <= hi]
+    ax.set_xticks(to_scale(ticks, scale), [f"{t:g}" for t in ticks])
+    ax.set_yticks(to_scale(ticks, scale), [f"{t:g}" for t in ticks])
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel(f"{fit.get('original', 'original')}: top-1 / agreement (%, {scale} scale)")
+    ax.set_ylabel(f"{fit.get('new', 'new')}: top-1 / agreement (%, {scale} scale)")
+    ax.set_title(title or f"Agreement on the line ({fit['method']}, {fit['n_models']} models)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return ax
