@@ -262,6 +262,7 @@ def agreement_on_the_line(
         raise ValueError(f"level must be in (0, 1), got {level}")
     labels = np.asarray(original_labels)
     models = sorted(set(original_predictions) & set(new_predictions))
+    only_one = sorted(set(original_predictions) ^ set(new_predictions))
     if len(models) < 3:
         raise DataError(f"agreement on the line needs at least 3 models with predictions on both sets, "
                         f"got {len(models)}")
@@ -310,6 +311,9 @@ def agreement_on_the_line(
         raise DataError(f"agreement on the line: only {keep.sum()} usable models left after exclusions ({excluded})")
     for m in sorted(excluded):
         warnings.append(f"{m} left out: {excluded[m]}")
+    if only_one:
+        warnings.append(f"{len(only_one)} models have predictions on only one of the two sets and are not used: "
+                        f"{', '.join(only_one)}")
 
     idx, pairs, c_orig, c_new, a_o, a_n = fit_pairs(keep)
     used = [models[k] for k in idx]
@@ -569,22 +573,31 @@ def summarize_validation(per_model: pd.DataFrame, *, new: str, method: str = "")
 
 
 def agreement_report_section(summary: pd.DataFrame, *, title: str = "Label-free prediction (agreement on the line)",
-                             notes: Sequence[str] = ()) -> str:
+                             notes: Sequence[str] = (), method: str = "aline-d", scale: str = "probit") -> str:
     """A markdown section for REPORT.md from a table of :func:`summarize_validation` rows.
+
+    ``summary`` may be ``results/label-free/validation.csv`` as it is: rows of other methods or scales (columns
+    ``method``, ``scale``) are left out, keeping ``method`` on ``scale``.
 
     Each row needs ``new_test_set, n_models, agreement_mae, agreement_max_error, agreement_mean_error,
     agreement_coverage,
     accuracy_line_mae, accuracy_line_max_error, accuracy_line_coverage`` (and optionally ``method``,
     ``r2``, ``no_drop_mae``, ``level``).
     """
-    level = float(summary["level"].iloc[0]) if "level" in summary and len(summary) else 0.95
+    if "method" in summary:
+        summary = summary[summary["method"].fillna(method).isin([method, ""])]
+    if "scale" in summary:
+        summary = summary[summary["scale"] == scale]
+    if summary.empty:
+        raise DataError(f"no validation rows for method {method!r} on the {scale} scale")
+    level = float(summary["level"].iloc[0]) if "level" in summary else 0.95
     lines = [
         f"## {title}",
         "",
         "Each model's top-1 on a new test set predicted without the new set's labels, from the pairwise top-1 "
-        "agreement of the models on both sets (Baek et al. 2022), beside the ordinary accuracy line fitted with "
-        "the labels (leave-one-out). Errors in points (predicted - measured), coverage = share of models whose "
-        f"measured top-1 lies in the {100 * level:.0f} % interval.",
+        f"agreement of the models on both sets (Baek et al. 2022; {method}, {scale} scale), beside the ordinary "
+        "accuracy line fitted with the labels on the same scale (leave-one-out). Errors in points (predicted - "
+        f"measured), coverage = share of models whose measured top-1 lies in the {100 * level:.0f} % interval.",
         "",
         "| new test set | models | agreement R² | label-free MAE | max error | mean error | coverage "
         "| accuracy-line MAE | max error | coverage | \"no drop\" MAE |",

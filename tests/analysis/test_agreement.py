@@ -216,3 +216,17 @@ def test_matched_frequency_from_the_raw_release(imagenetv2_release: Path):
     err = res.table["predicted_new_top1"].to_numpy() - actual
     no_drop = np.abs(res.table["original_top1"].to_numpy() - actual).mean()
     assert no_drop > 10 and np.abs(err).mean() < 2.5  # measured: 2.05 (probit, ALine-D), see docs/label_free.md
+
+
+def test_report_section_keeps_the_default_variant_and_its_numbers():
+    rows = pd.DataFrame([
+        {"new_test_set": "set-a", "method": "aline-d", "scale": "probit", "n_models": 5, "r2": 0.99, "level": 0.9,
+         "agreement_mae": 1.234, "agreement_max_error": 2.5, "agreement_mean_error": -1.0, "agreement_coverage": 80.0,
+         "accuracy_line_mae": 0.5, "accuracy_line_max_error": 1.0, "accuracy_line_coverage": 100.0, "no_drop_mae": 9.0},
+    ])
+    other = rows.assign(scale="logit", agreement_mae=7.0)
+    text = ag.agreement_report_section(pd.concat([rows, other]), notes=["a note"])
+    assert "| set-a | 5 | 0.990 | 1.23 | 2.50 | -1.00 | 80 % | 0.50 | 1.00 | 100 % | 9.00 |" in text
+    assert "7.00" not in text and "90 % interval" in text and "- a note" in text
+    with pytest.raises(DataError):
+        ag.agreement_report_section(rows, method="aline-s")
