@@ -230,3 +230,16 @@ def test_report_section_keeps_the_default_variant_and_its_numbers():
     assert "7.00" not in text and "90 % interval" in text and "- a note" in text
     with pytest.raises(DataError):
         ag.agreement_report_section(rows, method="aline-s")
+
+
+def test_near_chance_models_are_left_out_and_pairs_can_be_sampled():
+    rng = np.random.default_rng(4)
+    po, lo, pn, _ = _simulate(12, 3000, 0.3, rng)
+    po, pn = dict(po), dict(pn)
+    po["zz_chance"], pn["zz_chance"] = rng.integers(0, 10, 3000), rng.integers(0, 10, 3000)
+    res = ag.agreement_on_the_line(po, lo, pn, num_classes=10, n_bootstrap=0)
+    assert "near chance" in res.excluded["zz_chance"] and res.fit["n_pairs"] == 66
+    few = ag.agreement_on_the_line(po, lo, pn, num_classes=10, n_bootstrap=20, max_pairs=30, seed=5)
+    assert few.fit["n_pairs"] == 30 and few.fit["pairs"] == "seeded sample (seed 5)"
+    assert len(few.pairs) == 30 and few.table["predicted_new_top1"].notna().all()
+    assert (few.table["predicted_low"] < few.table["predicted_high"]).all()
