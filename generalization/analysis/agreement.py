@@ -338,10 +338,14 @@ def agreement_on_the_line(
         sel = w > 0
         if sel.sum() < 3 or np.ptp(a_o[sel]) == 0:
             continue
-        zb, sb, ib = _predict(method, x_acc, a_o[sel], a_n[sel], pairs[sel], w[sel])
-        boots.append(np.where(np.isnan(zb), sb * x_acc + ib, zb))
-    v_line = np.nanvar(np.array(boots), axis=0) if len(boots) >= 2 else np.zeros(len(idx))
-    v_line = np.nan_to_num(v_line)
+        zb, _, _ = _predict(method, x_acc, a_o[sel], a_n[sel], pairs[sel], w[sel])
+        boots.append(zb)  # aline-d: NaN for models not drawn; their variance comes from the replicates that have them
+    v_line = np.zeros(len(idx))
+    if boots:
+        zb = np.array(boots)
+        seen = (~np.isnan(zb)).sum(axis=0)
+        ok = seen >= 2
+        v_line[ok] = np.nanvar(zb[:, ok], axis=0)
     p_hat = from_scale(z, scale) / 100
     dens = stats.norm.pdf(z) if scale == "probit" else p_hat * (1 - p_hat)  # d p / d z
     v_binom = p_hat * (1 - p_hat) / n_new / np.maximum(dens, 1e-12) ** 2
