@@ -547,7 +547,9 @@ def _add_predict_unlabeled(sub: argparse._SubParsersAction) -> None:
                     "Writes OUT/predictions.csv, OUT/agreement_pairs.csv, OUT/agreement_fit.json.",
     )
     p.add_argument("--store", type=Path, required=True, help="store with the original set's labels and predictions")
-    p.add_argument("--original", default="imagenet-val", help="original test set (default: %(default)s)")
+    p.add_argument("--original", default=None,
+                   help="original test set (default: the one --new replicates if it is a known test set, "
+                        "else imagenet-val)")
     p.add_argument("--new", required=True, help="new test set: its records' predictions are read from the store")
     p.add_argument("--new-predictions", type=Path, default=None,
                    help="folder of <model>.npy predictions of the new set, for a set the store cannot hold "
@@ -570,7 +572,10 @@ def _run_predict_unlabeled(args: argparse.Namespace) -> int:
         raise DataError(f"--max-pairs must be positive, got {args.max_pairs}")
     if not 0 < args.level < 1:
         raise DataError(f"--level must be between 0 and 1, got {args.level}")
-    df = predict_unlabeled(args.store, args.original, args.new, models=args.models, sources=args.source,
+    from .test_sets import original_of
+
+    original = args.original or original_of(args.new) or "imagenet-val"
+    df = predict_unlabeled(args.store, original, args.new, models=args.models, sources=args.source,
                            new_predictions=args.new_predictions, method=args.method, scale=args.scale,
                            max_pairs=args.max_pairs, level=args.level, seed=args.seed)
     result = df.attrs["result"]
