@@ -85,7 +85,13 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     if table.empty:
         raise DataError("no accuracy rows to analyze (is the store empty?)")
-    mset = analysis.get_model_set(model_set)
+    with analysis.reuse_pairs():
+        return _write_results(table, out, n_bootstrap=n_bootstrap, seed=seed, level=level,
+                              mset=analysis.get_model_set(model_set))  # fmt: skip
+
+
+def _write_results(table: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: int, level: float,
+                   mset: analysis.ModelSet) -> list[Path]:  # fmt: skip
     written = []
     acc = table.copy()
     for col in ("flag", "repair"):

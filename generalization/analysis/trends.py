@@ -33,6 +33,7 @@ Per model (:func:`residuals`):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ __all__ = [
     "to_scale",
     "from_scale",
     "paired_accuracies",
+    "reuse_pairs",
     "TrendFit",
     "fit_trend",
     "fit_trends",
@@ -242,6 +244,22 @@ def test_set_pairs(table: pd.DataFrame) -> list[tuple[str, str]]:
     return [(t.original, name) for name, t in TEST_SETS.items() if t.original and name in present and t.original in present]
 
 
+_PAIRS_MEMO: dict | None = None
+
+
+@contextlib.contextmanager
+def reuse_pairs():
+    """Within this block, :func:`paired_accuracies` of the same table object (not modified meanwhile) is
+    computed once per (original, new, level) and handed out as copies: the gap intervals are the costly part."""
+    global _PAIRS_MEMO
+    outer = _PAIRS_MEMO
+    _PAIRS_MEMO = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _PAIRS_MEMO = outer
+
+
 def paired_accuracies(table: pd.DataFrame, original: str, new: str, level: float = 0.95) -> pd.DataFrame:
     """One row per (source, model) with its original and new top-1 and the gap.
 
@@ -249,6 +267,15 @@ def paired_accuracies(table: pd.DataFrame, original: str, new: str, level: float
     Columns: ``source, model, n_orig, correct_orig, orig, orig_ci_low, orig_ci_high, n_new, correct_new, new,
     new_ci_low, new_ci_high, gap, gap_ci_low, gap_ci_high, flag`` (accuracies and gap in percent).
     """
+    if _PAIRS_MEMO is not None:
+        key = (id(table), len(table), original, new, level)
+        if key not in _PAIRS_MEMO:
+            _PAIRS_MEMO[key] = (table, _paired_accuracies(table, original, new, level))  # holds table: id stays unique
+        return _PAIRS_MEMO[key][1].copy()
+    return _paired_accuracies(table, original, new, level)
+
+
+def _paired_accuracies(table: pd.DataFrame, original: str, new: str, level: float) -> pd.DataFrame:
     cols = ["source", "model", "n", "top1_correct", "top1", "top1_ci_low", "top1_ci_high"]
     cols += [c for c in ("flag", "model_type") if c in table]
     a = table.loc[table["test_set"] == original, cols]
