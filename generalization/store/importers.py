@@ -89,8 +89,8 @@ def suspect_reason(top1_correct: int, top5_correct: int | None, n: int) -> str:
     """Flag a row whose top-1 is implausibly low for its top-5.
 
     Real classifiers have top-1/top-5 ratios above ~0.5 whenever top-5 is meaningful; a ratio under 0.25
-    with top-5 above 10 % points to broken predictions (the release's ``fv_16k`` on the new sets: ~2.5 %
-    top-1 with ~38 % top-5). Returns "" for a plausible row.
+    with top-5 above 10 % points to broken predictions (the release's ``fv_16k`` on the new sets as
+    released: ~2.5 % top-1 with ~38 % top-5, its columns in reverse rank order). Returns "" for a plausible row.
     """
     if top5_correct is None or n == 0 or top5_correct < 0.10 * n:
         return ""
