@@ -6,6 +6,7 @@ first (or, given none, rebuilds from the folder's own ``accuracies.csv``).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import tempfile
 from pathlib import Path
@@ -111,23 +112,45 @@ def _write_results(table: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: in
     by_original: dict[str, list[tuple[str, str]]] = {}
     for o, n in pairs:
         by_original.setdefault(o, []).append((o, n))
-    figures = []
+    jobs = []  # (path, table, pairs, plot_pairs keywords)
     fig1 = [p for p in FIGURE1_PAIRS if p in pairs]
     if fig1:
         ref = acc[acc["source"].isin(analysis.REFERENCE_SOURCES.values())]
-        fig = plots.plot_pairs(ref if not ref.empty else acc, fig1, fits, scale="linear", limits="fitted",
-                               titles=[FIGURE1_TITLES.get(o, TEST_SETS[o].title) for o, _ in fig1])  # fmt: skip
-        figures.append(plots.save_figure(fig, out / "figure1.png"))
+        jobs.append((out / "figure1.png", ref if not ref.empty else acc, fig1,
+                     {"scale": "linear", "limits": "fitted",
+                      "titles": [FIGURE1_TITLES.get(o, TEST_SETS[o].title) for o, _ in fig1]}))  # fmt: skip
     for o, ps in by_original.items():
         stem = "imagenet" if o == "imagenet-val" else o.split("-")[0]
-        for scale in analysis.SCALES:
-            fig = plots.plot_pairs(acc, ps, fits, scale=scale)
-            figures.append(plots.save_figure(fig, out / f"{stem}_{scale}.png"))
+        jobs += [(out / f"{stem}_{scale}.png", acc, ps, {"scale": scale}) for scale in analysis.SCALES]
+    figures = _render_figures(jobs, fits)
     written += figures
 
     text = _report(acc, fits_df, fits, per_model, ranks, figures, out, mset, n_bootstrap, level)
     written.append(atomic_write_text(out / "REPORT.md", text))
     return written
+
+
+_FIGURE_JOBS: tuple = ()
+
+
+def _render_one(k: int) -> Path:
+    path, table, pairs, kw = _FIGURE_JOBS[0][k]
+    return plots.save_figure(plots.plot_pairs(table, pairs, _FIGURE_JOBS[1], **kw), path)
+
+
+def _render_figures(jobs: list, fits) -> list[Path]:
+    """Draw and save the figures; on a machine with more than one core, in two forked processes (drawing is
+    most of reproduce's time). The children read the jobs from a module global, so nothing is pickled but
+    the paths coming back; the files are the same either way."""
+    global _FIGURE_JOBS
+    _FIGURE_JOBS = (jobs, fits)
+    try:
+        if len(jobs) > 1 and (os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                return pool.map(_render_one, range(len(jobs)))
+        return [_render_one(k) for k in range(len(jobs))]
+    finally:
+        _FIGURE_JOBS = ()
 
 
 def _per_model_md(per_model: pd.DataFrame) -> str:
