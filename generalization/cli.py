@@ -24,6 +24,8 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     q = kinds.add_parser("imagenetv2", help="the ImageNetV2 release (a clone of modestyachts/ImageNetV2)")
     q.add_argument("release", type=Path, help="root of the clone (holds data/datasets, data/predictions)")
     q.add_argument("--store", type=Path, required=True)
+    q.add_argument("--no-repair", dest="repair", action="store_false",
+                   help="store arrays whose columns are out of rank order as released (default: repair them)")
     q.set_defaults(func=_run_import)
 
     q = kinds.add_parser("cifar101", help="the CIFAR-10.1 release (a clone of modestyachts/CIFAR-10.1)")
@@ -50,7 +52,7 @@ def _run_import(args: argparse.Namespace) -> int:
     from .store import importers
 
     if args.kind == "imagenetv2":
-        report = importers.import_imagenetv2(args.release, args.store)
+        report = importers.import_imagenetv2(args.release, args.store, repair=args.repair)
     elif args.kind == "cifar101":
         report = importers.import_cifar101(
             args.release, args.store, cifar10_labels=args.cifar10_labels, cifar10_root=args.cifar10_root
@@ -76,12 +78,20 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accuracies", type=Path, action="append", default=[],
                    help="an accuracies.csv written by reproduce/analyze (repeatable)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--n-bootstrap", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    _add_fit_options(p)
     p.add_argument("--votes", type=Path, help="an N x C vote-count .npy (CIFAR-10H style) for --votes-test-set: "
                    "also write accuracy by selection-frequency bin to OUT/selection-frequency (needs --store)")
     p.add_argument("--votes-test-set", default="cifar10-test", help="the test set the votes belong to")
     p.set_defaults(func=_run_analyze)
+
+
+def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fit-models", default="paper", metavar="SET",
+                   help="the models the trends are fitted on: paper (default: ImageNetV2 release CNNs without the "
+                   "Fisher vectors; CIFAR-10.1 release models), release, all, a comma-separated list of model "
+                   "names, or a file with one name per line")  # fmt: skip
+    p.add_argument("--n-bootstrap", type=int, default=100_000, help="bootstrap resamples (default 100,000, as the paper)")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
@@ -96,7 +106,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     table = combine_accuracy_tables(tables, names=[str(p) for p in [*args.store, *args.accuracies]])
     if getattr(args, "votes", None) is not None and not args.store:
         raise DataError("--votes needs --store (per-image predictions), not --accuracies")
-    written = report.write_results(table, args.out, n_bootstrap=args.n_bootstrap, seed=args.seed)
+    written = report.write_results(table, args.out, n_bootstrap=args.n_bootstrap, seed=args.seed,
+                                   model_set=args.fit_models)
     if getattr(args, "votes", None) is not None:
         from .analysis import selection_frequency as sf
 
@@ -126,8 +137,9 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--testbed-results", type=Path, default=None, help="imagenet-testbed's robustness_top1s.csv")
     p.add_argument("--store", type=Path, default=None, help="a store to import into and keep (default: a temporary one)")
     p.add_argument("--out", type=Path, default=Path("results"))
-    p.add_argument("--n-bootstrap", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-repair", dest="repair", action="store_false",
+                   help="import ImageNetV2 arrays whose columns are out of rank order as released (default: repair)")
+    _add_fit_options(p)
     p.set_defaults(func=_run_reproduce)
 
 
@@ -145,6 +157,8 @@ def _run_reproduce(args: argparse.Namespace) -> int:
         store=args.store,
         n_bootstrap=args.n_bootstrap,
         seed=args.seed,
+        model_set=args.fit_models,
+        repair=args.repair,
     )
     for path in written:
         print(path)

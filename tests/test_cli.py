@@ -45,7 +45,7 @@ def test_reproduce_contract(reproduced):
     cifar = acc[acc["test_set"].str.startswith("cifar")]
     assert cifar["top5"].isna().all()
     fits = pd.read_csv(reproduced / "fits.csv")
-    for col in ["original", "new", "scale", "n_models", "slope", "intercept", "r", "band_level", "n_bootstrap"]:
+    for col in ["original", "new", "scale", "model_set", "n_models", "slope", "intercept", "r", "band_level", "n_bootstrap"]:
         assert col in fits.columns
     assert len(fits) == 5 * 3
     for name in ["REPORT.md", "figure1.png", "imagenet_linear.png", "imagenet_probit.png", "cifar10_logit.png"]:
@@ -78,6 +78,18 @@ def test_reproduce_without_arguments_rebuilds_from_committed_results(reproduced,
     for name in ["REPORT.md", "figure1.png", "fits.csv", "cifar10_linear.png"]:
         assert (tmp_path / "results" / name).exists()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results" / "fits.csv"), pd.read_csv(reproduced / "fits.csv"))
+
+
+def test_fit_models_option(reproduced, tmp_path):
+    fits = pd.read_csv(reproduced / "fits.csv").set_index(["new", "scale"])
+    assert fits.loc[("imagenetv2-matched-frequency", "linear"), ["model_set", "n_models"]].tolist() == ["paper", 64]
+    r = run("analyze", "--accuracies", reproduced / "accuracies.csv", "--out", tmp_path / "o", "--n-bootstrap", "20",
+            "--fit-models", "release")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    fits = pd.read_csv(tmp_path / "o" / "fits.csv").set_index(["new", "scale"])
+    assert fits.loc[("imagenetv2-matched-frequency", "linear"), ["model_set", "n_models"]].tolist() == ["release", 67]
+    r = run("analyze", "--accuracies", reproduced / "accuracies.csv", "--out", tmp_path / "p", "--fit-models", "nope")
+    assert r.returncode == 2 and "unknown model set 'nope'" in r.stderr
 
 
 def test_reproduce_without_anything_says_what_to_do(tmp_path):

@@ -41,6 +41,7 @@ __all__ = [
     "import_testbed",
     "read_cifar10_test_labels",
     "suspect_reason",
+    "rank_order_defect",
 ]
 
 IMAGENETV2_SOURCE = "imagenetv2-release"
@@ -88,8 +89,8 @@ def suspect_reason(top1_correct: int, top5_correct: int | None, n: int) -> str:
     """Flag a row whose top-1 is implausibly low for its top-5.
 
     Real classifiers have top-1/top-5 ratios above ~0.5 whenever top-5 is meaningful; a ratio under 0.25
-    with top-5 above 10 % points to broken predictions (the release's ``fv_16k`` on the new sets: ~2.5 %
-    top-1 with ~38 % top-5). Returns "" for a plausible row.
+    with top-5 above 10 % points to broken predictions (the release's ``fv_16k`` on the new sets as
+    released: ~2.5 % top-1 with ~38 % top-5, its columns in reverse rank order). Returns "" for a plausible row.
     """
     if top5_correct is None or n == 0 or top5_correct < 0.10 * n:
         return ""
@@ -135,14 +136,62 @@ def _release_wnids(release: Path, dataset_jsons: dict[str, dict]) -> list[str]:
     return wnids
 
 
+#: how many standard errors a column's lead must have before the rank order counts as broken / as recovered
+RANK_ORDER_Z = 4.0
+RANK_GAP_Z = 2.0
+
+
+def rank_order_defect(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """Check, from the data, that the columns of a top-k array are in rank order (best guess first).
+
+    For any real classifier the hits per column fall with the rank: column 0 (top-1) is right far more often
+    than column 1, and so on. The check counts the hits of each column. If some later column beats column 0
+    by more than :data:`RANK_ORDER_Z` standard errors (Poisson approximation ``(c_j - c_0)/sqrt(c_j + c_0)``),
+    the columns are not in rank order. The repair is the permutation that sorts the columns by their hits,
+    returned only when that order is unambiguous (each neighbouring pair apart by :data:`RANK_GAP_Z`
+    standard errors); the set of the top-k (and so the top-k accuracy) is unchanged by it.
+
+    Returns ``(permutation, description)``: ``(None, "")`` for an array in rank order, ``(None, why)`` for a
+    broken order that cannot be recovered, ``(perm, what)`` when ``predictions[:, perm]`` is the repair.
+    """
+    hits = (predictions == np.asarray(labels)[:, None]).sum(axis=0).astype(float)
+    if predictions.shape[1] < 2 or hits.sum() < 0.10 * len(predictions):
+        return None, ""  # too few hits to say anything about the order
+    j = int(np.argmax(hits))
+    if j == 0 or (hits[j] - hits[0]) / np.sqrt(hits[j] + hits[0]) < RANK_ORDER_Z:
+        return None, ""
+    counts = ", ".join(str(int(h)) for h in hits)
+    perm = np.argsort(-hits, kind="stable")
+    s = hits[perm]
+    gaps = (s[:-1] - s[1:]) / np.sqrt(np.maximum(s[:-1] + s[1:], 1.0))
+    if np.any(gaps < RANK_GAP_Z):
+        return None, (f"columns not in rank order (hits per column {counts} of {len(predictions)}); the "
+                      "order cannot be recovered unambiguously")  # fmt: skip
+    kind = " (ranks reversed)" if np.array_equal(perm, np.arange(len(hits))[::-1]) else ""
+    what = (f"columns reordered {','.join(str(int(v)) for v in perm)}{kind}: hits per released column were "
+            f"{counts} of {len(predictions)}, so the released top-1 column was not the model's best guess")  # fmt: skip
+    return perm, what
+
+
 def import_imagenetv2(
-    release: str | os.PathLike, store: str | os.PathLike | PredictionStore, *, overwrite: bool = False
+    release: str | os.PathLike,
+    store: str | os.PathLike | PredictionStore,
+    *,
+    overwrite: bool = False,
+    repair: bool = True,
 ) -> ImportReport:
     """Import the ImageNetV2 release's top-5 predictions for the original and the three new test sets.
 
     Validates each array (integer dtype, N x 5, class indices 0..999, N = the dataset JSON's image count)
     and reconciles the release's model-name drift (``fv_16k_model`` on some new sets is ``fv_16k``).
-    Rows whose top-1 is implausible for their top-5 are imported and flagged (``meta["flag"]``).
+
+    Each array's column order is checked against the labels (:func:`rank_order_defect`). The release's
+    ``fv_16k`` arrays on the three new sets hold the top-5 in *ascending* rank order (hits per column rise
+    from about 2.5 % to 19-27 %). With ``repair`` (the default) such an array is stored with its columns
+    put back in rank order and the record's metadata says so (``meta["repair"]``, with the released top-1
+    count in ``meta["released_top1_correct"]``); with ``repair=False`` it is stored as released. Rows that
+    stay implausible (top-1 far below top-5, see :func:`suspect_reason`) are imported and flagged
+    (``meta["flag"]``), which keeps them out of fits.
     """
     release = _require_dir(Path(release), "ImageNetV2 release")
     store = store if isinstance(store, PredictionStore) else PredictionStore(store)
@@ -191,6 +240,14 @@ def import_imagenetv2(
             meta = {"release_file": f"data/predictions/{name}/{f.name}", "release_dataset": name}
             if model != f.stem:
                 meta["release_name"] = f.stem
+            perm, what = rank_order_defect(arr, labels)
+            if perm is not None and repair:
+                meta["repair"] = what
+                meta["released_top1_correct"] = int((arr[:, 0] == labels).sum())
+                arr = np.ascontiguousarray(arr[:, perm])
+                report.notes.append(f"{model} on {test_set}: repaired, {what}")
+            elif what:
+                report.notes.append(f"{model} on {test_set}: {what}" + ("" if repair else "; not repaired (repair off)"))
             top1 = int((arr[:, 0] == labels).sum())
             top5 = int((arr == labels[:, None]).any(axis=1).sum())
             reason = suspect_reason(top1, top5, len(labels))

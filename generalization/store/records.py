@@ -64,6 +64,7 @@ class Record:
             "top5_correct": self.top5_correct,
             "k": self.k,
             "flag": self.meta.get("flag", ""),
+            "repair": self.meta.get("repair", ""),
         }
 
 

@@ -41,6 +41,8 @@ def test_all_imagenet_rows_exact(imported, imagenetv2_release):
         for f in sorted((root / "predictions" / dataset).glob("*.npy")):
             pred = np.load(f, allow_pickle=False).astype(np.int64)
             model = f.stem[: -len("_model")] if f.stem.endswith("_model") else f.stem
+            if model == "fv_16k" and test_set != "imagenet-val":
+                pred = pred[:, ::-1]  # released in ascending rank order; the importer repairs it
             row = table.loc[("imagenetv2-release", model, test_set)]
             assert row["n"] == len(labels)
             assert row["top1_correct"] == np.sum(pred[:, 0] == labels)
@@ -59,16 +61,66 @@ def test_published_reference_numbers(imported):
     assert round(t.loc[("vgg16_keras", "cifar10-test"), "top1"], 2) == 93.59
 
 
-def test_fisher_vector_name_drift_and_flag(imported):
+def test_fisher_vector_name_drift_and_repair(imported):
     t = imported.accuracy_table()
     fv = t[t["model"].str.startswith("fv_")]
     # fv_64k_model (threshold0.7) and fv_16k_model (top-images) are reconciled to one name per model
     assert sorted(set(fv["model"])) == ["fv_16k", "fv_4k", "fv_64k"]
     assert len(fv) == 12
+    # fv_16k's new-set arrays hold the top-5 in ascending rank order: repaired, recorded, nothing flagged
+    assert (t["flag"] == "").all()
+    repaired = t[t["repair"] != ""]
+    assert sorted(repaired["test_set"]) == ["imagenetv2-matched-frequency", "imagenetv2-threshold0.7", "imagenetv2-top-images"]
+    assert set(repaired["model"]) == {"fv_16k"}
+    assert repaired["repair"].str.contains("ranks reversed").all()
+    rec = imported.get("imagenetv2-release", "fv_16k", "imagenetv2-matched-frequency")
+    assert rec.meta["released_top1_correct"] == 247 and rec.top1_correct == 1924
+
+
+def test_paper_mean_changes_over_all_67_models(imported):
+    """The paper: mean change from ImageNet over the 67 models, top-1 -11.8 / -3.2 / +2.1, top-5 -8.2 / -1.2 / +1.8."""
+    t = imported.accuracy_table()
+    t = t[t["source"] == "imagenetv2-release"].set_index(["model", "test_set"])
+    models = sorted(set(t.index.get_level_values("model")))
+    assert len(models) == 67
+    paper = {"imagenetv2-matched-frequency": (-11.8, -8.2), "imagenetv2-threshold0.7": (-3.2, -1.2),
+             "imagenetv2-top-images": (2.1, 1.8)}  # fmt: skip
+    for new, (d1, d5) in paper.items():
+        for col, want in (("top1", d1), ("top5", d5)):
+            got = np.mean([float(t.loc[(m, new), col]) - float(t.loc[(m, "imagenet-val"), col]) for m in models])
+            assert got == pytest.approx(want, abs=0.1), (new, col)
+
+
+def test_repair_can_be_turned_off(imagenetv2_release, tmp_path):
+    store = PredictionStore(tmp_path / "s")
+    report = importers.import_imagenetv2(imagenetv2_release, store, repair=False)
+    t = store.accuracy_table()
     flagged = t[t["flag"] != ""]
-    assert sorted(flagged["test_set"]) == ["imagenetv2-matched-frequency", "imagenetv2-threshold0.7", "imagenetv2-top-images"]
-    assert set(flagged["model"]) == {"fv_16k"}
-    assert (flagged["top1"] < 5).all() and (flagged["top5"] > 30).all()
+    assert set(flagged["model"]) == {"fv_16k"} and len(flagged) == 3 and (flagged["top1"] < 5).all()
+    assert (t["repair"] == "").all()
+    assert sum("not repaired" in n for n in report.notes) == 3
+    raw = np.load(imagenetv2_release / "data/predictions/imagenetv2-b-33/fv_16k.npy", allow_pickle=False)
+    np.testing.assert_array_equal(store.predictions("imagenetv2-release", "fv_16k", "imagenetv2-matched-frequency"), raw)
+
+
+def test_rank_order_defect_from_the_data():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 1000, 10_000)
+    pred = rng.integers(0, 1000, (10_000, 5))
+    for k, share in enumerate([0.6, 0.1, 0.05, 0.03, 0.02]):  # a real classifier: hits fall with the rank
+        hit = rng.random(10_000) < share
+        pred[hit, k] = labels[hit]
+    assert importers.rank_order_defect(pred, labels) == (None, "")
+    perm, what = importers.rank_order_defect(pred[:, ::-1], labels)
+    assert list(perm) == [4, 3, 2, 1, 0] and "ranks reversed" in what
+    perm, what = importers.rank_order_defect(pred[:, [1, 0, 2, 3, 4]], labels)
+    assert list(perm) == [1, 0, 2, 3, 4] and "reversed" not in what
+    tied = pred.copy()
+    tied[:, 1:] = rng.integers(0, 1000, (10_000, 4))
+    tied[:, 2] = np.where(rng.random(10_000) < 0.6, labels, tied[:, 2])
+    tied[:, 3] = np.where(rng.random(10_000) < 0.6, labels, tied[:, 3])  # two columns alike: order unknowable
+    perm, what = importers.rank_order_defect(tied[:, [4, 1, 2, 3, 0]], labels)
+    assert perm is None and "cannot be recovered" in what
 
 
 def test_all_cifar_rows_exact(imported, cifar101_release, cifar10_labels_npy):
@@ -92,9 +144,11 @@ def test_all_cifar_rows_exact(imported, cifar101_release, cifar10_labels_npy):
 
 
 def test_stored_predictions_round_trip(imported, imagenetv2_release):
+    raw = np.load(imagenetv2_release / "data/predictions/imagenetv2-c-12/fv_64k.npy", allow_pickle=False)
+    np.testing.assert_array_equal(imported.predictions("imagenetv2-release", "fv_64k", "imagenetv2-top-images"), raw)
     raw = np.load(imagenetv2_release / "data/predictions/imagenetv2-c-12/fv_16k_model.npy", allow_pickle=False)
     got = imported.predictions("imagenetv2-release", "fv_16k", "imagenetv2-top-images")
-    np.testing.assert_array_equal(got, raw)
+    np.testing.assert_array_equal(got, raw[:, ::-1])  # repaired: the same top-5, in rank order
 
 
 def test_reimport_is_idempotent(imported, cifar101_release, cifar10_labels_npy):
