@@ -62,9 +62,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename != str(path):
+            # name the file being written (ENOSPC on write() carries no name; a temp name means nothing)
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     _WRITTEN.append(path)
     return path

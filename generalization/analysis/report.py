@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, atomic_write_text
+from ..files import DataError, atomic_write_text, csv_text
 from ..metrics import ACCURACY_COLUMNS
 from ..store import importers
 from ..store.records import PredictionStore
@@ -28,7 +28,7 @@ FIGURE1_PAIRS = [("cifar10-test", "cifar10.1-v6"), ("imagenet-val", "imagenetv2-
 
 
 def _csv(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write_text(path, df.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    return atomic_write_text(path, csv_text(df, float_format="%.10g"))
 
 
 def _md_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:

@@ -455,6 +455,10 @@ def _match_entries(
     json_path: Path,
 ) -> list[Path]:
     """Find each listed image id among the files; folder classes must agree with the listed labels."""
+    seen: set[str] = set()
+    twice = next((i for i in entries_ids if _stem(i) in seen or seen.add(_stem(i))), None)
+    if twice is not None:  # one image scored twice (or against another's label)
+        raise DataError(f"{json_path}: image id {twice!r} is listed twice")
     by_stem: dict[str, tuple[Path, int | None]] = {}
     items = (
         [(f, None) for f in files]

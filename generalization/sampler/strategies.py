@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, load_json
+from ..files import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, csv_text, load_json
 
 __all__ = [
     "HISTOGRAM_BINS",
@@ -728,16 +728,16 @@ def write_outputs(result: SampleResult, out_dir: str | os.PathLike, *, figure: b
     if result.manifest["sampling_function"] != "keyword_counts":
         written.append(
             atomic_write_text(
-                out / "exclusions.csv", result.exclusion_summary().to_csv(index=False, lineterminator="\n")
+                out / "exclusions.csv", csv_text(result.exclusion_summary())
             )
         )
     written.append(
         atomic_write_text(
-            out / "excluded_images.csv", result.exclusions.to_csv(index=False, lineterminator="\n")
+            out / "excluded_images.csv", csv_text(result.exclusions)
         )
     )
     written.append(
-        atomic_write_text(out / "shortfalls.csv", result.shortfalls.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(out / "shortfalls.csv", csv_text(result.shortfalls))
     )
     if figure and result.manifest["sampling_function"] != "keyword_counts":
         written.append(plot_audit(result, out / "audit.png"))
