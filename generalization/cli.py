@@ -703,30 +703,33 @@ def _finish(parser: argparse.ArgumentParser) -> None:
                             help="show the traceback of an unexpected error")
 
 
-def _os_error_message(e: OSError) -> str:
-    """One line for a failed read or write, and what was and was not written before it."""
+def _os_error_message(e: OSError, first: int = 0) -> str:
+    """One line for a failed read or write, and what was and was not written before it (files written by
+    this command: :func:`written_files` from index ``first``)."""
     from .files import written_files
 
     what = f"{e.filename}: {e.strerror or e}" if e.filename else str(e)
-    written = written_files()
+    written = written_files()[first:]
     if e.errno in (28, 30, 13, 122, 27):  # ENOSPC, EROFS, EACCES, EDQUOT, EFBIG: a write (or a lock) failed
         done = (
             f"{len(written)} file(s) were written completely before it (last: {written[-1]})"
             if written else "nothing was written"
         )
-        return (f"{what}; that file was not written (any earlier version of it is intact), {done}; "
-                "rerun after freeing space / fixing permissions: finished work is kept")
+        return (f"{what}; that file was not written (no partial file is left, any earlier version is intact), "
+                f"{done}; rerun after freeing space / fixing permissions: finished work is kept")
     return what + (f" ({len(written)} file(s) written completely before it)" if written else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``generalization`` command. Exit status: 0 done, 1 a check failed or an unexpected error,
     2 bad input or arguments (one line on stderr), 130 interrupted."""
+    from .files import written_files
     from .store.records import RecordExistsError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False))
+    first = len(written_files())
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # e.g. `generalization list-models | head`
@@ -740,13 +743,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         msg = str(e) if isinstance(e, DataError | RecordExistsError) or not isinstance(e, OSError) \
-            else _os_error_message(e)
+            else _os_error_message(e, first)
         print(f"generalization: error: {_one_line(msg)}", file=sys.stderr)
         return 2
     except OSError as e:
         if debug:
             raise
-        print(f"generalization: error: {_one_line(_os_error_message(e))}", file=sys.stderr)
+        print(f"generalization: error: {_one_line(_os_error_message(e, first))}", file=sys.stderr)
         return 2
     except Exception as e:
         if debug:
