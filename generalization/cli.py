@@ -512,8 +512,45 @@ def _run_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_sample(args: argparse.Namespace) -> int:
+def _json_map(path: Path, kind: str) -> dict:
+    """A JSON object {key: [ids]} (kind "list") or {class: {keyword: count >= 0}} (kind "counts")."""
     from .files import load_json
+
+    d = load_json(path)
+    ok = isinstance(d, dict) and all(
+        isinstance(v, list) if kind == "list" else isinstance(v, dict) and all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in v.values())
+        for v in d.values()
+    )
+    if not ok:
+        shape = "{keyword: [ids]}" if kind == "list" else "{class: {keyword: count >= 0}}"
+        raise DataError(f"{path}: expected a JSON object {shape}")
+    return d
+
+
+def _read_targets(path: Path):
+    """The target table of matched-frequency: class, then one column per bin 0..4 of whole counts >= 0."""
+    import pandas as pd
+
+    from .sampler import annotations as an
+
+    t = an.read_table(path)
+    bins = [c for c in t.columns if c not in ("class", "line")]
+    if "class" not in t.columns or not bins or not all(c.strip().isdigit() for c in bins):
+        raise DataError(f"{path}: expected columns class, 0, 1, 2, 3, 4 (target counts per bin)")
+    if t["class"].duplicated().any():
+        raise DataError(f"{path}: class {t['class'][t['class'].duplicated()].iloc[0]!r} is listed twice")
+    counts = t[bins].apply(pd.to_numeric, errors="coerce")
+    bad = counts.isna() | (counts < 0) | (counts != counts.round())
+    if bad.any().any():
+        line = int(t["line"][bad.any(axis=1)].iloc[0])
+        raise DataError(f"{path}: line {line}: target counts must be whole numbers >= 0")
+    counts.index = t["class"]
+    counts.columns = [int(c) for c in bins]
+    return counts.astype("int64")
+
+
+def _run_sample(args: argparse.Namespace) -> int:
     from .sampler import annotations as an
     from .sampler import strategies as sm
 
@@ -523,7 +560,8 @@ def _run_sample(args: argparse.Namespace) -> int:
         else:
             if not (args.pools and args.counts and args.start):
                 raise DataError("keyword-counts needs --cifar101 or all of --pools, --counts, --start")
-            kw = {"pools": load_json(args.pools), "counts": load_json(args.counts), "start": load_json(args.start),
+            kw = {"pools": _json_map(args.pools, "list"), "counts": _json_map(args.counts, "counts"),
+                  "start": _json_map(args.start, "list"),
                   "blacklist": sm.load_pairs_json(args.blacklist) if args.blacklist else [], "released": None}
         released = kw.pop("released")
         if args.compare_with is not None:
@@ -547,9 +585,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         }
         if args.strategy == "matched-frequency":
             if args.targets is not None:
-                t = an.read_table(args.targets).drop(columns="line").set_index("class")
-                t.columns = [int(c) for c in t.columns]
-                targets = t.astype("int64")
+                targets = _read_targets(args.targets)
             else:
                 if args.per_class is None:
                     raise DataError("--original needs --per-class")
