@@ -709,7 +709,7 @@ def _run_selection_frequency_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="generalization",
         description="Build new test sets, evaluate models on them, and measure the accuracy gap.",
     )
@@ -721,6 +721,13 @@ def build_parser() -> argparse.ArgumentParser:
         add(sub)
     _finish(parser)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line (and exit 2), with where to find the usage; subcommands inherit it."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

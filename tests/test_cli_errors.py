@@ -122,7 +122,7 @@ def test_every_option_has_help_and_shows_its_default():
 def test_bad_arguments(capsys, tmp_path, monkeypatch, args, pattern):
     monkeypatch.chdir(tmp_path)
     err = _fails(capsys, tmp_path, pattern, *args)
-    assert err.startswith("usage:")
+    assert err.count("\n") == 1 and err.endswith("--help)\n")
 
 
 def test_out_is_a_folder_where_a_file_is_expected_and_the_reverse(capsys, tmp_path):
@@ -352,3 +352,50 @@ def test_sample_threshold_class_threshold_parsed(capsys, tmp_path):
     assert rc == 0, err
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert m["num_images"] == 4
+
+
+TINY_MODEL = '''
+import torch
+from torch import nn
+from generalization.evaluator.decode import Preprocess
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(3 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(nn.functional.adaptive_avg_pool2d(x.float(), 8).flatten(1))
+
+
+def build():
+    return Tiny().eval(), Preprocess(32, None)
+'''
+
+
+def test_evaluate_rerun_on_a_read_only_finished_store(capsys, tmp_path, monkeypatch, cifar_1000):
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "i16_tiny.py").write_text(TINY_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    args = ["evaluate", "--model", "i16_tiny:build", "--dataset", "cifar10-test", "--data-root", cifar_1000,
+            "--out", tmp_path / "store", "--batch-size", 250, "--device", "cpu"]
+    rc, out, err = _cli(capsys, *args)
+    assert rc == 0, err
+    before = _tree(tmp_path)
+
+    def refuse(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "store"))
+
+    monkeypatch.setattr("generalization.files.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("generalization.store.records.FileLock", refuse)
+    rc, out2, err = _cli(capsys, *args)
+    assert rc == 0, err
+    assert "already in" in out2 and "nothing to do" in out2
+    assert _tree(tmp_path) == before
+    # --overwrite recomputes, finds the same predictions, and has nothing to write either
+    assert _cli(capsys, *args, "--overwrite")[0] == 0
+    assert _tree(tmp_path) == before
+    monkeypatch.undo()
+    assert _cli(capsys, "verify-store", tmp_path / "store")[0] == 0

@@ -143,6 +143,8 @@ class VerifyReport:
         )
         if self.ok:
             return head + ": all verified"
+        if not self.records:
+            return "; ".join(self.problems)
         shown = self.problems[:10]
         more = f"; and {len(self.problems) - 10} more" if len(self.problems) > 10 else ""
         return f"{head}: {len(self.problems)} problem(s): " + "; ".join(shown) + more
