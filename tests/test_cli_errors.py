@@ -399,3 +399,72 @@ def test_evaluate_rerun_on_a_read_only_finished_store(capsys, tmp_path, monkeypa
     assert _tree(tmp_path) == before
     monkeypatch.undo()
     assert _cli(capsys, "verify-store", tmp_path / "store")[0] == 0
+
+
+# ---------------------------------------------------------------------------------- bad input files
+
+_FREQ = "image_id,class,selection_frequency,num_annotations\n" + "".join(
+    f"{c}_{i},{c},{0.1 * (i % 10):.1f},5\n" for c in ("cat", "dog") for i in range(20)
+)
+_ACC = "source,model,test_set,n,top1_correct,top5_correct\n"
+BAD_FILES = {
+    # name: (files {name: text}, args, pattern)
+    "accuracies-top1-above-n": ({"a.csv": _ACC + "s,m,imagenet-val,2000,5000,\n"},
+                                ["analyze", "--accuracies", "a.csv", "--out", "out"],
+                                "a.csv: line 2: top1_correct must be in 0..n"),
+    "accuracies-many": ({"a.csv": _ACC + "s,m,imagenet-val,2000,many,\n"},
+                        ["analyze", "--accuracies", "a.csv", "--out", "out"],
+                        "a.csv: line 2: top1_correct must be a whole number, got 'many'"),
+    "accuracies-n-zero": ({"a.csv": _ACC + "s,m,imagenet-val,0,0,\n"},
+                          ["analyze", "--accuracies", "a.csv", "--out", "out"], "a.csv: line 2: n must be positive"),
+    "accuracies-top5-below-top1": ({"a.csv": _ACC + "s,m,imagenet-val,100,50,40\n"},
+                                   ["analyze", "--accuracies", "a.csv", "--out", "out"],
+                                   "a.csv: line 2: top5_correct must be in top1_correct..n"),
+    "targets-not-numbers": ({"c.csv": _FREQ, "t.csv": "class,0,1,2,3,4\ncat,1,x,0,0,0\n"},
+                            ["sample", "matched-frequency", "--candidates", "c.csv", "--seed", "0", "--targets",
+                             "t.csv", "--out", "out"], "t.csv: line 2: target counts must be whole numbers >= 0"),
+    "targets-no-class": ({"c.csv": _FREQ, "t.csv": "klass,a\ncat,1\n"},
+                         ["sample", "matched-frequency", "--candidates", "c.csv", "--seed", "0", "--targets",
+                          "t.csv", "--out", "out"], "t.csv: expected columns class, 0, 1, 2, 3, 4"),
+    "keyword-pools-a-list": ({"p.json": "[1, 2]"},
+                             ["sample", "keyword-counts", "--pools", "p.json", "--counts", "p.json", "--start",
+                              "p.json", "--seed", "0", "--out", "out"], r"p.json: expected a JSON object"),
+    "frequency-negative-annotations": ({"c.csv": "image_id,class,selection_frequency,num_annotations\na,cat,0.5,-3\n"},
+                                       ["sample", "top-images", "--candidates", "c.csv", "--per-class", "1",
+                                        "--out", "out"], r"c.csv: num_annotations must be a whole number >= 0"),
+    "frequency-empty-id": ({"c.csv": "image_id,class,selection_frequency\n,cat,0.5\n"},
+                           ["sample", "top-images", "--candidates", "c.csv", "--per-class", "1", "--out", "out"],
+                           r"c.csv: empty image_id or class on line\(s\) \[2\]"),
+    "manifest-num-classes-text": ({"m.json": '{"image_filenames": [["a", 0]], "num_classes": "ten"}'},
+                                  ["evaluate", "--model", "cifar10/resnet20", "--dataset", "m.json", "--data-root",
+                                   ".", "--out", "out"], "m.json: 'num_classes' is 'ten', not valid for a manifest"),
+    "manifest-classes-a-number": ({"m.json": '{"image_filenames": [["a", 0]], "classes": 5}'},
+                                  ["evaluate", "--model", "cifar10/resnet20", "--dataset", "m.json", "--data-root",
+                                   ".", "--out", "out"], "m.json: 'classes' is '5'"),
+    "manifest-id-not-text": ({"m.json": '{"image_filenames": [[["a"], 0]], "num_classes": 10}'},
+                             ["evaluate", "--model", "cifar10/resnet20", "--dataset", "m.json", "--data-root",
+                              ".", "--out", "out"], r"m.json: image_filenames\[0\]: image id \['a'\] is not a string"),
+    "store-json-not-a-store": ({"s/store.json": "[1]"}, ["analyze", "--store", "s", "--out", "out"],
+                               "s/store.json: not a generalization store"),
+    "task-table-duplicate": ({"a.csv": "worker_id,task_id,image_id,class,selected\nw,t,a,cat,yes\n",
+                              "t.csv": "task_id,class,position,image_id,role,image_class,url\n"
+                                       "t,cat,0,a,candidate,cat,u\nt,cat,1,a,candidate,cat,u\n"},
+                             ["selection-frequency", "a.csv", "--tasks", "t.csv", "--out", "out/sf.csv"],
+                             r"t.csv: an image listed twice in one task, line\(s\) \[3\]"),
+    "annotations-not-utf8": ({"r.json": None}, ["selection-frequency", "r.json", "--out", "out/sf.csv"],
+                             "r.json: not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_input_files(capsys, tmp_path, monkeypatch, case):
+    files, args, pattern = BAD_FILES[case]
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        if text is None:
+            (tmp_path / name).write_bytes(b"\xff\xfe\x00{")
+        else:
+            (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    _fails(capsys, tmp_path, pattern, *args, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -901,5 +901,14 @@ def read_frequency_table(path: str | os.PathLike) -> pd.DataFrame:
                     f"{path}: selection_frequency outside [0, 1] on line(s) "
                     f"{df.loc[out_of_range, 'line'].tolist()[:20]}"
                 )
+        if col == "num_annotations":
+            bad = vals.notna() & ((vals < 0) | (vals != vals.round()))
+            if bad.any():
+                raise DataError(
+                    f"{path}: num_annotations must be a whole number >= 0, line(s) {df.loc[bad, 'line'].tolist()[:20]}"
+                )
         df[col] = vals if col == "selection_frequency" else vals.fillna(0).astype(np.int64)
+    empty = (df["image_id"].str.strip() == "") | (df["class"].str.strip() == "")
+    if empty.any():
+        raise DataError(f"{path}: empty image_id or class on line(s) {df.loc[empty, 'line'].tolist()[:20]}")
     return df

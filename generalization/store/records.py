@@ -426,7 +426,8 @@ class PredictionStore:
                 if not overwrite:
                     raise RecordExistsError(
                         f"{path}: a different record for ({source}, {model}, {test_set}) exists "
-                        f"(top-1 {old['top1_correct']}/{old['n']} vs new {top1_correct}/{n}); pass overwrite=True"
+                        f"(top-1 {old['top1_correct']}/{old['n']} vs new {top1_correct}/{n}); pass overwrite=True "
+                        "(evaluate: --overwrite) to replace it, or use another store"
                     )
             if predictions is not None:
                 atomic_save_npy(path.parent / body["predictions_file"], predictions)
