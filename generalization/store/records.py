@@ -551,38 +551,50 @@ class PredictionStore:
         for p in sorted(d.glob("*/*/*.json")) if d.is_dir() else []:
             report.records += 1
             try:
-                body = self._read_record(p)
-                ts = body["test_set"]
-                if ts not in labels:
-                    try:
-                        labels[ts] = self.labels(ts)
-                    except DataError as e:
-                        labels[ts] = e
-                lab = labels[ts]
-                if isinstance(lab, DataError):
-                    raise DataError(f"{p}: its test set's labels are bad: {lab}")
-                if lab is not None and body["n"] != len(lab) and body["k"] > 0:
-                    raise DataError(f"{p}: n = {body['n']}, the stored labels of {ts} have {len(lab)}")
-                if body["k"] == 0:
-                    continue
-                report.with_predictions += 1
-                if lab is None:
-                    raise DataError(f"{p}: has predictions but the store has no labels for {ts}")
-                arr = self._load_predictions(body, p, verify=True)
-                top1 = topk_correct(arr, lab, 1)
-                top5 = topk_correct(arr, lab, 5) if arr.shape[1] >= 5 else None
-                if (top1, top5) != (body["top1_correct"], body["top5_correct"]):
-                    raise DataError(
-                        f"{p}: counts do not match its predictions: the record says top-1 {body['top1_correct']}, "
-                        f"top-5 {body['top5_correct']} of {body['n']}; the predictions give {top1}, {top5}"
-                    )
-            except DataError as e:
+                inode = p.stat().st_ino
+                try:
+                    report.with_predictions += self._verify_record(p, labels)
+                except DataError:
+                    # a writer replaced the record while we read it (its old predictions file is deleted
+                    # right after): check the new one once more
+                    if not p.exists() or p.stat().st_ino == inode:
+                        raise
+                    report.with_predictions += self._verify_record(p, labels)
+            except (DataError, FileNotFoundError) as e:
                 report.problems.append(str(e))
         report.test_sets = sum(isinstance(v, np.ndarray) for v in labels.values())
         report.seconds = time.perf_counter() - t0
         if raise_on_problem and not report.ok:
             raise DataError(report.summary())
         return report
+
+    def _verify_record(self, p: Path, labels: dict[str, np.ndarray | DataError | None]) -> int:
+        """Check one record (``labels``: the test sets' labels read so far); 1 if it has predictions."""
+        body = self._read_record(p)
+        ts = body["test_set"]
+        if ts not in labels:
+            try:
+                labels[ts] = self.labels(ts)
+            except DataError as e:
+                labels[ts] = e
+        lab = labels[ts]
+        if isinstance(lab, DataError):
+            raise DataError(f"{p}: its test set's labels are bad: {lab}")
+        if lab is not None and body["n"] != len(lab) and body["k"] > 0:
+            raise DataError(f"{p}: n = {body['n']}, the stored labels of {ts} have {len(lab)}")
+        if body["k"] == 0:
+            return 0
+        if lab is None:
+            raise DataError(f"{p}: has predictions but the store has no labels for {ts}")
+        arr = self._load_predictions(body, p, verify=True)
+        top1 = topk_correct(arr, lab, 1)
+        top5 = topk_correct(arr, lab, 5) if arr.shape[1] >= 5 else None
+        if (top1, top5) != (body["top1_correct"], body["top5_correct"]):
+            raise DataError(
+                f"{p}: counts do not match its predictions: the record says top-1 {body['top1_correct']}, "
+                f"top-5 {body['top5_correct']} of {body['n']}; the predictions give {top1}, {top5}"
+            )
+        return 1
 
     def accuracy_table(self, *, verify: bool = False) -> pd.DataFrame:
         """One tidy row per record: counts, percentages and Clopper-Pearson 95 % intervals.
