@@ -593,7 +593,7 @@ def _check_manifest_fields(d: dict, path: Path) -> None:
         and len(set(map(str, v))) == len(v),
         "num_classes": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
         "expected_count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-        "name": lambda v: isinstance(v, str) and v.strip() != "",
+        "name": lambda v: isinstance(v, str) and v.strip() != "" and not any(c in v for c in "/\\\0"),
     }
     for key, ok in checks.items():
         if d.get(key) is not None and not ok(d[key]):
