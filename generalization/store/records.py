@@ -168,8 +168,11 @@ class PredictionStore:
 
     def _inside(self, path: Path, folder: Path) -> Path:
         """``path`` if it resolves to a file under ``folder`` (no link out of the store), else DataError."""
-        real = path.resolve()
-        if not real.is_relative_to(folder.resolve()):
+        if getattr(self, "_real_root", None) is None:
+            self._real_root = self.root.resolve()
+        # folder's real path without resolving it again: a link anywhere below the root leads outside it
+        real, inside = path.resolve(), self._real_root / folder.relative_to(self.root)
+        if not real.is_relative_to(inside):
             raise DataError(f"{path}: resolves outside the store's {folder.name}/ ({real}); refusing to read it")
         return path
 
@@ -587,8 +590,9 @@ class PredictionStore:
         if lab is None:
             raise DataError(f"{p}: has predictions but the store has no labels for {ts}")
         arr = self._load_predictions(body, p, verify=True)
-        top1 = topk_correct(arr, lab, 1)
-        top5 = topk_correct(arr, lab, 5) if arr.shape[1] >= 5 else None
+        hit = arr[:, :5] == lab[:, None]  # one comparison for both counts
+        top1 = int(hit[:, 0].sum())
+        top5 = int(hit.any(axis=1).sum()) if arr.shape[1] >= 5 else None
         if (top1, top5) != (body["top1_correct"], body["top5_correct"]):
             raise DataError(
                 f"{p}: counts do not match its predictions: the record says top-1 {body['top1_correct']}, "
