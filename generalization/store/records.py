@@ -578,6 +578,7 @@ class PredictionStore:
         if ts not in labels:
             try:
                 labels[ts] = self.labels(ts)
+                self.image_ids(ts)  # checked against image_ids_sha256 when the store has them
             except DataError as e:
                 labels[ts] = e
         lab = labels[ts]

@@ -48,7 +48,7 @@ def store(tmp_path):
     rng = np.random.default_rng(0)
     s = PredictionStore(tmp_path / "store")
     labels = rng.integers(0, 10, 200)
-    s.put_labels(TS, labels, num_classes=10)
+    s.put_labels(TS, labels, num_classes=10, image_ids=[f"img{i}" for i in range(200)])
     pred = rng.integers(0, 10, (200, 5))
     pred[:150, 0] = labels[:150]
     s.put(source="evaluate", model="m/a", test_set=TS, predictions=pred)
@@ -177,6 +177,12 @@ def _tamper_labels(s, labels, **_):
     np.save(s.root / "labels" / f"{TS}.npy", np.roll(labels, 1).astype(np.int64))
 
 
+def _tamper_image_ids(s, **_):
+    path = s.root / "labels" / f"{TS}.ids.json"
+    ids = json.loads(path.read_text())
+    path.write_text(json.dumps([ids[1], ids[0], *ids[2:]]))
+
+
 def _tamper_many(s, **_):
     _edit(_record(s, "c", "published"), top1_correct="many")
 
@@ -207,6 +213,7 @@ TAMPER = {
     "deleted": (_tamper_predictions_deleted, r"b\.[0-9a-f]{12}\.npy: file not found"),
     "swapped": (_tamper_predictions_swapped, r"content does not match its record .*m%2Fa.json"),
     "labels": (_tamper_labels, "labels of cifar10.1-v6 do not match their record"),
+    "image-ids": (_tamper_image_ids, "image ids of cifar10.1-v6 do not match their record"),
     "many": (_tamper_many, "c.json: not a valid store record.*top1_correct must be an integer"),
     "more-than-n": (_tamper_more_than_n, "c.json: not a valid store record.*top1_correct must be an integer in 0..2000"),
     "n-zero": (_tamper_n_zero, "c.json: not a valid store record.*n must be a positive integer"),
