@@ -202,4 +202,4 @@ def reproduce(
             print(importers.import_timm(paths[0], paths[1], st).summary())
         if testbed_results is not None:
             print(importers.import_testbed(testbed_results, st).summary())
-        return write_results(st.accuracy_table(), out, n_bootstrap=n_bootstrap, seed=seed)
+        return write_results(st.accuracy_table(verify=True), out, n_bootstrap=n_bootstrap, seed=seed)
