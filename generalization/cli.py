@@ -75,18 +75,12 @@ def class_threshold(text: str) -> tuple[str, float]:
 
 def url_template(text: str) -> str:
     """A str.format template whose only field is {image_id}."""
-    import string
+    from .sampler.tasks import check_url_template
 
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
-        text.format(image_id="x")
-    except (ValueError, IndexError, KeyError, AttributeError):
-        fields = None
-    if fields is None or not fields or any(f != "image_id" for f in fields):
-        raise argparse.ArgumentTypeError(
-            f"expected a template whose only field is {{image_id}} (e.g. 'https://host/{{image_id}}.jpg'), got {text!r}"
-        )
-    return text
+        return check_url_template(text)
+    except DataError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def out_file(text: str) -> Path:
