@@ -14,6 +14,90 @@ from pathlib import Path
 
 from .files import DataError
 
+# ------------------------------------------------------------------------------------ argument types
+# Each checks one argument where it enters and says what is wrong in argparse's one-line error (exit 2).
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+positive_int = _int_at_least(1)
+non_negative_int = _int_at_least(0)
+
+
+def _float_in(low: float, high: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not low <= value <= high:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be in {low:g}..{high:g}, got {text}")
+        return value
+
+    parse.__name__ = f"number in {low:g}..{high:g}"
+    return parse
+
+
+fraction = _float_in(0.0, 1.0)
+
+
+def device(text: str) -> str:
+    """auto, cpu, cuda, cuda:N or mps (checked for availability when the run starts)."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
+
+
+def class_threshold(text: str) -> tuple[str, float]:
+    """CLASS=TAU with TAU in 0..1."""
+    cls, sep, tau = text.rpartition("=")
+    if not sep or not cls:
+        raise argparse.ArgumentTypeError(f"expected CLASS=TAU (e.g. n01440764=0.6), got {text!r}")
+    try:
+        return cls, fraction(tau)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: TAU {e}") from None
+
+
+def url_template(text: str) -> str:
+    """A str.format template whose only field is {image_id}."""
+    from .sampler.tasks import check_url_template
+
+    try:
+        return check_url_template(text)
+    except DataError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def out_file(text: str) -> Path:
+    """A file to write: not an existing folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    return path
+
+
+def out_dir(text: str) -> Path:
+    """A folder to write into: not an existing file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+    return path
+
 # ---------------------------------------------------------------------------------------------- import
 
 
@@ -23,28 +107,29 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
     q = kinds.add_parser("imagenetv2", help="the ImageNetV2 release (a clone of modestyachts/ImageNetV2)")
     q.add_argument("release", type=Path, help="root of the clone (holds data/datasets, data/predictions)")
-    q.add_argument("--store", type=Path, required=True)
+    q.add_argument("--store", type=out_dir, required=True, help="the prediction store to import into (created if new)")
     q.add_argument("--no-repair", dest="repair", action="store_false",
                    help="store arrays whose columns are out of rank order as released (default: repair them)")
     q.set_defaults(func=_run_import)
 
     q = kinds.add_parser("cifar101", help="the CIFAR-10.1 release (a clone of modestyachts/CIFAR-10.1)")
-    q.add_argument("release", type=Path)
+    q.add_argument("release", type=Path, help="root of the clone (holds datasets/, model_predictions/)")
     g = q.add_mutually_exclusive_group(required=True)
     g.add_argument("--cifar10-labels", type=Path, help="a .npy of the 10,000 official CIFAR-10 test labels")
     g.add_argument("--cifar10-root", type=Path, help="a folder holding cifar-10-batches-py/test_batch")
-    q.add_argument("--store", type=Path, required=True)
+    q.add_argument("--store", type=out_dir, required=True, help="the prediction store to import into (created if new)")
     q.set_defaults(func=_run_import)
 
     q = kinds.add_parser("timm", help="timm's results-imagenet.csv (+ results-imagenetv2-matched-frequency.csv)")
-    q.add_argument("imagenet_csv", type=Path)
-    q.add_argument("matched_frequency_csv", type=Path, nargs="?")
-    q.add_argument("--store", type=Path, required=True)
+    q.add_argument("imagenet_csv", type=Path, help="timm's results-imagenet.csv")
+    q.add_argument("matched_frequency_csv", type=Path, nargs="?",
+                   help="timm's results-imagenetv2-matched-frequency.csv (optional)")
+    q.add_argument("--store", type=out_dir, required=True, help="the prediction store to import into (created if new)")
     q.set_defaults(func=_run_import)
 
     q = kinds.add_parser("testbed", help="imagenet-testbed's robustness_top1s.csv")
-    q.add_argument("csv", type=Path)
-    q.add_argument("--store", type=Path, required=True)
+    q.add_argument("csv", type=Path, help="imagenet-testbed's robustness_top1s.csv")
+    q.add_argument("--store", type=out_dir, required=True, help="the prediction store to import into (created if new)")
     q.set_defaults(func=_run_import)
 
 
@@ -77,8 +162,11 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
                    help="a prediction store (repeatable: e.g. the releases' store and your evaluations' store)")
     p.add_argument("--accuracies", type=Path, action="append", default=[],
                    help="an accuracies.csv written by reproduce/analyze (repeatable)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=out_dir, required=True, help="results folder (tables, figures, REPORT.md)")
     _add_fit_options(p)
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip re-deriving every record's counts from its predictions and labels (verify-store); "
+                        "faster, but a tampered store goes unnoticed")
     p.add_argument("--votes", type=Path, help="an N x C vote-count .npy (CIFAR-10H style) for --votes-test-set: "
                    "also write accuracy by selection-frequency bin to OUT/selection-frequency (needs --store)")
     p.add_argument("--votes-test-set", default="cifar10-test", help="the test set the votes belong to")
@@ -90,8 +178,8 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="the models the trends are fitted on: paper (default: ImageNetV2 release CNNs without the "
                    "Fisher vectors; CIFAR-10.1 release models), release, all, a comma-separated list of model "
                    "names, or a file with one name per line")  # fmt: skip
-    p.add_argument("--n-bootstrap", type=int, default=100_000, help="bootstrap resamples (default 100,000, as the paper)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-bootstrap", type=positive_int, default=100_000, help="bootstrap resamples (as the paper)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap")
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
@@ -101,7 +189,10 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
     if not args.store and not args.accuracies:
         raise DataError("analyze needs at least one --store or --accuracies")
-    tables = [PredictionStore(s).accuracy_table() for s in args.store]
+    for s in args.store:
+        if not (s / "store.json").is_file():
+            raise DataError(f"{s}: not a prediction store (no store.json)")
+    tables = [PredictionStore(s).accuracy_table(verify=not args.no_verify) for s in args.store]
     tables += [read_accuracies(a) for a in args.accuracies]
     table = combine_accuracy_tables(tables, names=[str(p) for p in [*args.store, *args.accuracies]])
     if getattr(args, "votes", None) is not None and not args.store:
@@ -118,6 +209,27 @@ def _run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_verify_store(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify-store",
+        help="check stores: every record well formed and its counts re-derived from its predictions and labels",
+    )
+    p.add_argument("stores", type=Path, nargs="+", help="prediction store folder(s)")
+    p.set_defaults(func=_run_verify_store)
+
+
+def _run_verify_store(args: argparse.Namespace) -> int:
+    from .store.records import PredictionStore
+
+    bad = []
+    for s in args.stores:
+        report = PredictionStore(s).verify(raise_on_problem=False)
+        (print if report.ok else bad.append)(report.summary())
+    if bad:
+        raise DataError("; ".join(bad))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- reproduce
 
 
@@ -128,15 +240,20 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
         "figures and REPORT.md from the committed results/accuracies.csv",
     )
     env = os.environ.get
-    p.add_argument("--imagenetv2-release", type=Path, default=env("GENERALIZATION_IMAGENETV2_RELEASE"))
-    p.add_argument("--cifar101-release", type=Path, default=env("GENERALIZATION_CIFAR101_RELEASE"))
-    p.add_argument("--cifar10-labels", type=Path, default=env("GENERALIZATION_CIFAR10_LABELS"))
-    p.add_argument("--cifar10-root", type=Path, default=env("GENERALIZATION_CIFAR10_ROOT"))
+    p.add_argument("--imagenetv2-release", type=Path, default=env("GENERALIZATION_IMAGENETV2_RELEASE"),
+                   help="clone of modestyachts/ImageNetV2 ($GENERALIZATION_IMAGENETV2_RELEASE)")
+    p.add_argument("--cifar101-release", type=Path, default=env("GENERALIZATION_CIFAR101_RELEASE"),
+                   help="clone of modestyachts/CIFAR-10.1 ($GENERALIZATION_CIFAR101_RELEASE)")
+    p.add_argument("--cifar10-labels", type=Path, default=env("GENERALIZATION_CIFAR10_LABELS"),
+                   help="a .npy of the 10,000 CIFAR-10 test labels ($GENERALIZATION_CIFAR10_LABELS)")
+    p.add_argument("--cifar10-root", type=Path, default=env("GENERALIZATION_CIFAR10_ROOT"),
+                   help="a folder holding cifar-10-batches-py/test_batch ($GENERALIZATION_CIFAR10_ROOT)")
     p.add_argument("--timm-results", type=Path, nargs="+", default=None,
                    help="timm's results-imagenet.csv [results-imagenetv2-matched-frequency.csv]")
     p.add_argument("--testbed-results", type=Path, default=None, help="imagenet-testbed's robustness_top1s.csv")
-    p.add_argument("--store", type=Path, default=None, help="a store to import into and keep (default: a temporary one)")
-    p.add_argument("--out", type=Path, default=Path("results"))
+    p.add_argument("--store", type=out_dir, default=None,
+                   help="a store to import into and keep (None: a temporary one)")
+    p.add_argument("--out", type=out_dir, default=Path("results"), help="results folder")
     p.add_argument("--no-repair", dest="repair", action="store_false",
                    help="import ImageNetV2 arrays whose columns are out of rank order as released (default: repair)")
     _add_fit_options(p)
@@ -174,14 +291,15 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", required=True, help="a registry name (list-models) or module:callable")
     p.add_argument("--dataset", action="append", required=True, help="a test set (list-datasets) or a manifest .json")
     p.add_argument("--data-root", type=Path, required=True, help="folder holding the test set(s)")
-    p.add_argument("--out", type=Path, required=True, help="the prediction store's root")
+    p.add_argument("--out", type=out_dir, required=True, help="the prediction store's root")
     p.add_argument("--release", type=Path, default=None,
                    help="ImageNetV2 release clone (or dataset JSON): image order, ids and labels of ImageNet sets")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass")
     p.add_argument("--precision", choices=["fp32", "bf16", "both"], default="fp32",
                    help="both: run fp32 and bf16 and report their top-1 agreement")
-    p.add_argument("--num-workers", type=int, default=0, help="decoding worker processes (default 0: decode in threads, one per torch thread)")
+    p.add_argument("--num-workers", type=non_negative_int, default=0,
+                   help="decoding worker processes (0: decode in threads, one per torch thread)")
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.add_argument("--strict-count", action="store_true", help="fail when an image count differs from the published")
     p.add_argument("--overwrite", action="store_true", help="recompute pairs already in the store")
@@ -197,10 +315,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_list_datasets)
 
     p = sub.add_parser("verify-data", help="check a local copy of a test set against its manifest")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--data-root", type=Path, required=True)
-    p.add_argument("--release", type=Path, default=None)
-    p.add_argument("--devkit", type=Path, default=None)
+    p.add_argument("--dataset", required=True, help="a test set (list-datasets) or a manifest .json")
+    p.add_argument("--data-root", type=Path, required=True, help="folder holding the test set")
+    p.add_argument("--release", type=Path, default=None,
+                   help="ImageNetV2 release clone (or dataset JSON): image order, ids and labels of ImageNet sets")
+    p.add_argument("--devkit", type=Path, default=None, help="ILSVRC2012 devkit (labels of a flat imagenet-val)")
     p.set_defaults(func=_run_verify_data)
 
 
@@ -263,16 +382,19 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
                        help="selection frequency per (image, class) from annotations or a vote-count matrix")
     p.add_argument("annotations", type=Path, nargs="?",
                    help="long-format table, MTurk batch results (.csv) or task-page records (.json/.jsonl)")
-    p.add_argument("--format", choices=["auto", "long", "mturk", "records"], default="auto")
+    p.add_argument("--format", choices=["auto", "long", "mturk", "records"], default="auto",
+                   help="the annotation file's format (auto: from its columns / extension)")
     p.add_argument("--tasks", type=Path, help="tasks.csv from `generalization tasks` (control roles)")
     p.add_argument("--candidates", type=Path, help="candidate table: images not in it (or the tasks) are reported")
-    p.add_argument("--min-annotations", type=int, default=0)
-    p.add_argument("--min-control-accuracy", type=float, default=None,
+    p.add_argument("--min-annotations", type=non_negative_int, default=0,
+                   help="leave out (image, class) pairs with fewer annotations")
+    p.add_argument("--min-control-accuracy", type=fraction, default=None,
                    help="drop workers whose control accuracy is below this (needs control roles)")
-    p.add_argument("--min-controls", type=int, default=6, help="judge only workers with this many control answers")
+    p.add_argument("--min-controls", type=positive_int, default=6,
+                   help="judge only workers with this many control answers")
     p.add_argument("--counts", type=Path, help="instead of annotations: an N x C vote-count .npy (CIFAR-10H style)")
     p.add_argument("--labels", type=Path, help="with --counts: the N labels (.npy)")
-    p.add_argument("--out", type=Path, required=True, help="CSV to write; problems and worker quality go beside it")
+    p.add_argument("--out", type=out_file, required=True, help="CSV to write; problems and worker quality go beside it")
     p.set_defaults(func=_run_selection_frequency)
 
     p = sub.add_parser("tasks", help="48-image labeling tasks: MTurk batch CSV, template and standalone pages")
@@ -281,10 +403,12 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negatives", type=Path, help="negative-control images (default: --positives)")
     p.add_argument("--class-info", type=Path, help="class, name, definition")
     p.add_argument("--similar", type=Path, help="JSON {class: [similar classes]} for negative controls")
-    p.add_argument("--url-template", help="e.g. 'https://host/{image_id}.jpg' when the tables have no url")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--url-template", type=url_template,
+                   help="e.g. 'https://host/{image_id}.jpg' when the tables have no url")
+    p.add_argument("--seed", type=non_negative_int, required=True, help="seed of the task order and control draws")
     p.add_argument("--no-pages", action="store_true", help="skip the standalone pages")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=out_dir, required=True,
+                   help="output folder (pages a previous run left in it that this run does not make are removed)")
     p.set_defaults(func=_run_tasks)
 
     p = sub.add_parser("sample", help="sample a new test set (manifest, exclusion report, audit figure)")
@@ -293,57 +417,60 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     def common(q: argparse.ArgumentParser, seed_required: bool = True) -> None:
         q.add_argument("--candidates", type=Path, required=True,
                        help="image_id, class, selection_frequency, num_annotations (CSV/JSONL/Parquet)")
-        q.add_argument("--seed", type=int, required=seed_required)
-        q.add_argument("--min-annotations", type=int, default=0)
+        q.add_argument("--seed", type=non_negative_int, required=seed_required, help="seed of the random draws")
+        q.add_argument("--min-annotations", type=non_negative_int, default=0,
+                       help="leave out candidates with fewer annotations")
         q.add_argument("--exclusions", type=Path, help="image_id, reason [, class] (e.g. near_duplicate)")
         q.add_argument("--blacklist", type=Path, help="JSON list of image ids")
         q.add_argument("--carry-over", type=Path, help="a previous manifest: its still-usable images stay")
         q.add_argument("--no-shuffle", action="store_true", help="keep classes sorted instead of shuffling")
-        q.add_argument("--no-figure", action="store_true")
-        q.add_argument("--out", type=Path, required=True, help="folder for manifest.json and the reports")
+        q.add_argument("--no-figure", action="store_true", help="skip the audit figure")
+        q.add_argument("--out", type=out_dir, required=True, help="folder for manifest.json and the reports")
 
     q = strategies.add_parser("matched-frequency", help="match the original's per-class frequency histogram")
     common(q)
     g = q.add_mutually_exclusive_group(required=True)
     g.add_argument("--original", type=Path, help="the original test images' frequency table")
     g.add_argument("--targets", type=Path, help="class, 0, 1, 2, 3, 4: target counts per bin")
-    q.add_argument("--per-class", type=int, help="images per class (with --original)")
-    q.add_argument("--min-annotations-original", type=int, default=0)
+    q.add_argument("--per-class", type=positive_int, help="images per class (with --original)")
+    q.add_argument("--min-annotations-original", type=non_negative_int, default=0,
+                   help="leave out original images with fewer annotations")
     q.add_argument("--upward-sampling", action="store_true", help="fill short bins from higher bins")
     q.set_defaults(func=_run_sample)
 
     q = strategies.add_parser("threshold", help="k random images per class with frequency >= tau")
     common(q)
-    q.add_argument("--per-class", type=int, required=True)
-    q.add_argument("--tau", type=float, required=True)
-    q.add_argument("--class-threshold", action="append", default=[], metavar="CLASS=TAU")
+    q.add_argument("--per-class", type=positive_int, required=True, help="images per class")
+    q.add_argument("--tau", type=fraction, required=True, help="selection-frequency threshold, 0..1")
+    q.add_argument("--class-threshold", type=class_threshold, action="append", default=[], metavar="CLASS=TAU",
+                   help="a class's own threshold (repeatable)")
     q.set_defaults(func=_run_sample)
 
     q = strategies.add_parser("top-images", help="the k highest-frequency images per class")
     common(q, seed_required=False)
-    q.add_argument("--per-class", type=int, required=True)
+    q.add_argument("--per-class", type=positive_int, required=True, help="images per class")
     q.set_defaults(func=_run_sample)
 
     q = strategies.add_parser("keyword-counts", help="CIFAR-10.1 style: per-keyword counts from a start list")
     q.add_argument("--cifar101", type=Path, help="a CIFAR-10.1 other_data folder (sets every input)")
-    q.add_argument("--version", default="v6", help="with --cifar101 (default v6)")
+    q.add_argument("--version", choices=["v4", "v6"], default="v6", help="with --cifar101: the version to rebuild")
     q.add_argument("--pools", type=Path, help="JSON {keyword: [ids]}")
     q.add_argument("--counts", type=Path, help="JSON {class: {keyword: count}}")
     q.add_argument("--start", type=Path, help="JSON {keyword: [ids]} of the previous version")
     q.add_argument("--blacklist", type=Path, help="JSON list of ids")
-    q.add_argument("--seed", type=int, required=True)
+    q.add_argument("--seed", type=non_negative_int, required=True, help="seed of the random draws")
     q.add_argument("--compat-set-order", action="store_true",
                    help="build 'pool minus start' as list(set(pool) - set(start)) like the original "
                         "(interpreter-dependent; for comparison only)")
     q.add_argument("--compare-with", type=Path, help="a released JSON list of ids to compare position by position")
-    q.add_argument("--out", type=Path, required=True)
+    q.add_argument("--out", type=out_dir, required=True, help="folder for manifest.json and the reports")
     q.set_defaults(func=_run_sample)
 
 
 def _run_selection_frequency(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .files import atomic_write_text, load_npy
+    from .files import atomic_write_text, csv_text, load_npy
     from .sampler import annotations as an
 
     out = args.out
@@ -351,12 +478,12 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
         if args.labels is None:
             raise DataError("--counts needs --labels")
         table = an.selection_frequencies_from_counts(load_npy(args.counts), load_npy(args.labels))
-        atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(out, csv_text(table))
         print(f"{out}: {len(table)} images, median selection frequency {table['selection_frequency'].median():.3f}")
         return 0
     if args.annotations is None:
         raise DataError("give an annotation file or --counts/--labels")
-    tasks = an.read_table(args.tasks) if args.tasks else None
+    tasks = an.check_task_table(an.read_table(args.tasks)) if args.tasks else None
     known = None
     if args.candidates is not None:
         known = set(an.load_candidates(args.candidates)["image_id"])
@@ -369,10 +496,10 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
         excluded = an.workers_below(quality, args.min_control_accuracy, min_controls=args.min_controls)
     table = an.selection_frequencies(ann, min_annotations=args.min_annotations, exclude_workers=excluded)
     stem = out.with_suffix("")
-    atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(f"{stem}.problems.csv", problems.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out, csv_text(table))
+    atomic_write_text(f"{stem}.problems.csv", csv_text(problems))
     quality = quality.assign(excluded=quality["worker_id"].isin(excluded))
-    atomic_write_text(f"{stem}.worker_quality.csv", pd.DataFrame(quality).to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(f"{stem}.worker_quality.csv", csv_text(pd.DataFrame(quality)))
     print(f"{out}: {len(table)} (image, class) pairs from {len(ann)} annotations; {len(problems)} problem rows "
           f"({stem}.problems.csv); {len(excluded)} workers cut")
     return 0
@@ -393,8 +520,45 @@ def _run_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_sample(args: argparse.Namespace) -> int:
+def _json_map(path: Path, kind: str) -> dict:
+    """A JSON object {key: [ids]} (kind "list") or {class: {keyword: count >= 0}} (kind "counts")."""
     from .files import load_json
+
+    d = load_json(path)
+    ok = isinstance(d, dict) and all(
+        isinstance(v, list) if kind == "list" else isinstance(v, dict) and all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in v.values())
+        for v in d.values()
+    )
+    if not ok:
+        shape = "{keyword: [ids]}" if kind == "list" else "{class: {keyword: count >= 0}}"
+        raise DataError(f"{path}: expected a JSON object {shape}")
+    return d
+
+
+def _read_targets(path: Path):
+    """The target table of matched-frequency: class, then one column per bin 0..4 of whole counts >= 0."""
+    import pandas as pd
+
+    from .sampler import annotations as an
+
+    t = an.read_table(path)
+    bins = [c for c in t.columns if c not in ("class", "line")]
+    if "class" not in t.columns or not bins or not all(c.strip().isdigit() for c in bins):
+        raise DataError(f"{path}: expected columns class, 0, 1, 2, 3, 4 (target counts per bin)")
+    if t["class"].duplicated().any():
+        raise DataError(f"{path}: class {t['class'][t['class'].duplicated()].iloc[0]!r} is listed twice")
+    counts = t[bins].apply(pd.to_numeric, errors="coerce")
+    bad = counts.isna() | (counts < 0) | (counts != counts.round())
+    if bad.any().any():
+        line = int(t["line"][bad.any(axis=1)].iloc[0])
+        raise DataError(f"{path}: line {line}: target counts must be whole numbers >= 0")
+    counts.index = t["class"]
+    counts.columns = [int(c) for c in bins]
+    return counts.astype("int64")
+
+
+def _run_sample(args: argparse.Namespace) -> int:
     from .sampler import annotations as an
     from .sampler import strategies as sm
 
@@ -404,7 +568,8 @@ def _run_sample(args: argparse.Namespace) -> int:
         else:
             if not (args.pools and args.counts and args.start):
                 raise DataError("keyword-counts needs --cifar101 or all of --pools, --counts, --start")
-            kw = {"pools": load_json(args.pools), "counts": load_json(args.counts), "start": load_json(args.start),
+            kw = {"pools": _json_map(args.pools, "list"), "counts": _json_map(args.counts, "counts"),
+                  "start": _json_map(args.start, "list"),
                   "blacklist": sm.load_pairs_json(args.blacklist) if args.blacklist else [], "released": None}
         released = kw.pop("released")
         if args.compare_with is not None:
@@ -428,9 +593,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         }
         if args.strategy == "matched-frequency":
             if args.targets is not None:
-                t = an.read_table(args.targets).drop(columns="line").set_index("class")
-                t.columns = [int(c) for c in t.columns]
-                targets = t.astype("int64")
+                targets = _read_targets(args.targets)
             else:
                 if args.per_class is None:
                     raise DataError("--original needs --per-class")
@@ -439,10 +602,7 @@ def _run_sample(args: argparse.Namespace) -> int:
             result = sm.matched_frequency(cand, targets, seed=args.seed, upward_sampling=args.upward_sampling,
                                           **common)
         elif args.strategy == "threshold":
-            overrides = {}
-            for item in args.class_threshold:
-                cls, _, tau = item.rpartition("=")
-                overrides[cls] = float(tau)
+            overrides = dict(args.class_threshold)
             result = sm.threshold(cand, args.per_class, args.tau, seed=args.seed, class_thresholds=overrides,
                                   **common)
         else:
@@ -468,24 +628,24 @@ def _add_near_duplicates(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--original", type=Path, required=True,
                    help="original test images: a folder of images or a uint8 .npy (N, H, W, 3)")
     p.add_argument("--candidates", type=Path, required=True, help="candidate images: a folder or a .npy")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=out_dir, required=True, help="output folder")
     p.add_argument("--metric", nargs="+", choices=["l2", "dssim", "cnn"], default=["l2"],
                    help="distances to compute; a pair under the threshold of any of them is a duplicate link")
     p.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
                    help="link threshold (distance <= VALUE), repeatable, e.g. l2=460800 dssim=0.12 cnn=0.05; "
                         "'none' = report only. Defaults: l2 150 x H*W*3 (RMS difference ~12 grey levels), "
                         "dssim 0.12, cnn none")
-    p.add_argument("--k", type=int, default=5, help="neighbours per candidate and pool (default 5)")
-    p.add_argument("--shortlist", type=int, default=10, help="l2 shortlist on which DSSIM is computed (default 10)")
-    p.add_argument("--size", type=int, default=None, help="resize all images to SIZE x SIZE first")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, auto (default cpu)")
+    p.add_argument("--k", type=positive_int, default=5, help="neighbours per candidate and pool")
+    p.add_argument("--shortlist", type=positive_int, default=10, help="l2 shortlist on which DSSIM is computed")
+    p.add_argument("--size", type=positive_int, default=None, help="resize all images to SIZE x SIZE first")
+    p.add_argument("--device", type=device, default="cpu", help="torch device: auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--cnn-arch", default="resnet18", help="torchvision backbone for --metric cnn")
     p.add_argument("--cnn-weights", default="DEFAULT",
                    help="DEFAULT, a weights-enum name (e.g. IMAGENET1K_V1), or 'random' (seeded, no download)")
-    p.add_argument("--cnn-input-size", type=int, default=None,
+    p.add_argument("--cnn-input-size", type=positive_int, default=None,
                    help="resize before the CNN (default: the weights' crop size; random weights: as is)")
-    p.add_argument("--seed", type=int, default=0, help="seed for random CNN weights")
-    p.add_argument("--review-pairs", type=int, default=24, help="pairs per section of the review page")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed for random CNN weights")
+    p.add_argument("--review-pairs", type=non_negative_int, default=24, help="pairs per section of the review page")
     p.set_defaults(func=_run_near_duplicates)
 
 
@@ -527,14 +687,17 @@ def _add_selection_frequency(sub: argparse._SubParsersAction) -> None:
     env = os.environ.get
     p.add_argument("--votes", type=Path, required=True, help="cifar10h-counts.npy (10,000 x 10 vote counts)")
     p.add_argument("--cifar101-release", type=Path, default=env("GENERALIZATION_CIFAR101_RELEASE"), required=
-                   env("GENERALIZATION_CIFAR101_RELEASE") is None)
+                   env("GENERALIZATION_CIFAR101_RELEASE") is None,
+                   help="clone of modestyachts/CIFAR-10.1 ($GENERALIZATION_CIFAR101_RELEASE)")
     p.add_argument("--cifar10-labels", type=Path, default=env("GENERALIZATION_CIFAR10_LABELS"), required=
-                   env("GENERALIZATION_CIFAR10_LABELS") is None)
-    p.add_argument("--store", type=Path, default=None, help="store to import into (default: a temporary one)")
-    p.add_argument("--per-class", type=int, default=200, help="resample size per class")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--n-bootstrap", type=int, default=200)
-    p.add_argument("--out", type=Path, default=Path("results/selection-frequency"))
+                   env("GENERALIZATION_CIFAR10_LABELS") is None,
+                   help="a .npy of the 10,000 CIFAR-10 test labels ($GENERALIZATION_CIFAR10_LABELS)")
+    p.add_argument("--store", type=out_dir, default=None, help="store to import into (None: a temporary one)")
+    p.add_argument("--per-class", type=positive_int, default=200, help="resample size per class")
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2, 3, 4],
+                   help="seeds of the frequency-shifted resamples")
+    p.add_argument("--n-bootstrap", type=positive_int, default=200, help="bootstrap resamples for the intervals")
+    p.add_argument("--out", type=out_dir, default=Path("results/selection-frequency"), help="output folder")
     p.set_defaults(func=_run_selection_frequency_report)
 
 
@@ -609,31 +772,101 @@ def _run_predict_unlabeled(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="generalization",
         description="Build new test sets, evaluate models on them, and measure the accuracy gap.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_import, _add_analyze, _add_reproduce, _add_evaluate, _add_sample, _add_near_duplicates,
-                _add_selection_frequency, _add_predict_unlabeled):
+    for add in (_add_import, _add_analyze, _add_verify_store, _add_reproduce, _add_evaluate, _add_sample,
+                _add_near_duplicates, _add_selection_frequency, _add_predict_unlabeled):
         add(sub)
+    _finish(parser)
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line (and exit 2), with where to find the usage; subcommands inherit it."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default (None: not set)."""
+
+
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """For every (sub)command: show defaults in --help, and accept --debug after the command too."""
+    parser.formatter_class = _HelpFormatter
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in subs:
+        for child in action.choices.values():
+            _finish(child)
+    if not subs and parser.prog != "generalization":
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show the traceback of an unexpected error")
+
+
+def _os_error_message(e: OSError, first: int = 0) -> str:
+    """One line for a failed read or write, and what was and was not written before it (files written by
+    this command: :func:`written_files` from index ``first``)."""
+    from .files import written_files
+
+    what = f"{e.filename}: {e.strerror or e}" if e.filename else str(e)
+    written = written_files()[first:]
+    if e.errno in (28, 30, 13, 122, 27):  # ENOSPC, EROFS, EACCES, EDQUOT, EFBIG: a write (or a lock) failed
+        done = (
+            f"{len(written)} file(s) were written completely before it (last: {written[-1]})"
+            if written else "nothing was written"
+        )
+        return (f"{what}; that file was not written (no partial file is left, any earlier version is intact), "
+                f"{done}; rerun after freeing space / fixing permissions: finished work is kept")
+    return what + (f" ({len(written)} file(s) written completely before it)" if written else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``generalization`` command. Exit status: 0 done, 1 a check failed or an unexpected error,
+    2 bad input or arguments (one line on stderr), 130 interrupted."""
+    from .files import written_files
+    from .store.records import RecordExistsError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    first = len(written_files())
     try:
         return int(args.func(args) or 0)
-    except (DataError, FileExistsError, FileNotFoundError) as e:
-        print(f"generalization: error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `generalization list-models | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
         print("generalization: interrupted; finished records are kept", file=sys.stderr)
         return 130
+    except (DataError, RecordExistsError, FileExistsError, FileNotFoundError, IsADirectoryError,
+            NotADirectoryError) as e:
+        if debug:
+            raise
+        msg = str(e) if isinstance(e, DataError | RecordExistsError) or not isinstance(e, OSError) \
+            else _os_error_message(e, first)
+        print(f"generalization: error: {_one_line(msg)}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if debug:
+            raise
+        print(f"generalization: error: {_one_line(_os_error_message(e, first))}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if debug:
+            raise
+        print(f"generalization: internal error: {type(e).__name__}: {_one_line(str(e))} "
+              f"(rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

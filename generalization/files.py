@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "DataError",
@@ -26,6 +27,9 @@ __all__ = [
     "load_npy",
     "load_json",
     "restricted_pickle_load",
+    "csv_safe",
+    "csv_text",
+    "written_files",
 ]
 
 
@@ -35,6 +39,15 @@ os.umask(_UMASK)
 
 class DataError(ValueError):
     """Bad input data. The message names the file and what is wrong with it."""
+
+
+#: every path an atomic write completed in this process, in order (the CLI reports them after a failure)
+_WRITTEN: list[Path] = []
+
+
+def written_files() -> list[Path]:
+    """The files this process has written so far (atomic writes only), oldest first."""
+    return list(_WRITTEN)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -49,10 +62,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename != str(path):
+            # name the file being written (ENOSPC on write() carries no name; a temp name means nothing)
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
+    _WRITTEN.append(path)
     return path
 
 
@@ -73,28 +90,82 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 
 
 def load_npy(path: str | os.PathLike) -> np.ndarray:
-    """Load a ``.npy`` file without ever unpickling; errors name the file."""
+    """Load a ``.npy`` file without ever unpickling; errors name the file and say what it holds."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+    with open(path, "rb") as f:
+        # np.load falls back to unpickling anything that is not .npy/.npz: tell those apart here, so a text
+        # file is called a text file and not "pickled data"
+        head = f.read(8)
+        if head[:6] != b"\x93NUMPY":
+            what = "a pickle" if head[:1] == b"\x80" else "a .npz archive" if head[:2] == b"PK" else "not .npy data"
+            raise DataError(f"{path}: not a .npy file (no NPY header; {what})")
+        try:
+            f.seek(0)
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            dtype = read_header[version](f)[2] if version in read_header else None
+        except (ValueError, OSError, EOFError, SyntaxError) as e:
+            raise DataError(f"{path}: not a valid .npy header ({e})") from e
+    if dtype is not None and dtype.hasobject:
+        raise DataError(f"{path}: holds an object array (pickled data); refusing to load it")
     try:
         return np.load(path, allow_pickle=False)
-    except ValueError as e:  # object arrays need pickle
-        if "allow_pickle" in str(e) or "Object arrays" in str(e):
-            raise DataError(f"{path}: holds an object array (pickled data); refusing to load it") from e
+    except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a valid or complete .npy file ({e})") from e
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: not a valid or complete .npy file ({e})") from e
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def load_json(path: str | os.PathLike) -> Any:
+    """Load a JSON file (strict: NaN and Infinity are refused); errors name the file."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise DataError(f"{path}: not valid JSON ({e})") from e
+
+
+# A cell a spreadsheet would run as a formula starts with one of these (OWASP "CSV injection").
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralise(v: Any) -> Any:
+    if not isinstance(v, str) or not v.startswith(_FORMULA_PREFIXES):
+        return v
+    try:
+        float(v)  # a number such as "-1.5" is data, not a formula
+        return v
+    except ValueError:
+        return "'" + v
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells cannot start a spreadsheet formula: a cell beginning with
+    ``= + - @``, a tab or a carriage return (and not a plain number) gets a leading ``'``. Numbers and
+    column names are kept as they are (column names are the package's own)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(_neutralise)
+    return out
+
+
+def csv_text(df: pd.DataFrame, **kwargs: Any) -> str:
+    """``df`` as CSV text for a file people may open in a spreadsheet (see :func:`csv_safe`); every CSV the
+    package writes goes through here. Defaults: no index, ``\\n`` line ends."""
+    kwargs.setdefault("index", False)
+    kwargs.setdefault("lineterminator", "\n")
+    return csv_safe(df).to_csv(**kwargs)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

@@ -11,6 +11,7 @@ __all__ = [
     "clopper_pearson",
     "gap_interval",
     "accuracy_table_from_counts",
+    "check_counts",
     "ACCURACY_COLUMNS",
 ]
 
@@ -91,3 +92,38 @@ def accuracy_table_from_counts(df: pd.DataFrame, level: float = 0.95) -> pd.Data
         out[f"{col}_ci_high"] = np.where(known, 100.0 * hi, np.nan)
     rest = [c for c in out.columns if c not in ACCURACY_COLUMNS]
     return out[ACCURACY_COLUMNS + rest].sort_values(["test_set", "source", "model"], kind="stable").reset_index(drop=True)
+
+
+def check_counts(df: pd.DataFrame, where: str) -> None:
+    """Refuse a counts table whose counts are not whole numbers with 0 < n and 0 <= top-1 <= top-5 <= n
+    (top-5 may be empty), or whose names are empty. ``where`` names the file; rows are named by their CSV
+    line (header = line 1)."""
+    from .files import DataError
+
+    def line(mask: pd.Series) -> int:
+        return int(np.flatnonzero(mask.to_numpy())[0]) + 2
+
+    for col in ("source", "model", "test_set"):
+        empty = df[col].isna() | (df[col].astype(str).str.strip() == "")
+        if empty.any():
+            raise DataError(f"{where}: line {line(empty)}: empty {col}")
+    nums = {}
+    for col in ("n", "top1_correct", "top5_correct"):
+        if col not in df.columns:
+            continue
+        v = pd.to_numeric(df[col], errors="coerce")
+        bad = (v.isna() & df[col].notna()) | (v.notna() & (v != v.round()))
+        if col != "top5_correct":
+            bad |= v.isna()
+        if bad.any():
+            raise DataError(f"{where}: line {line(bad)}: {col} must be a whole number, got {df[col][bad].iloc[0]!r}")
+        nums[col] = v
+    n, top1 = nums["n"], nums["top1_correct"]
+    top5 = nums.get("top5_correct", pd.Series(np.nan, index=df.index))
+    for mask, what in (
+        (n <= 0, "n must be positive"),
+        ((top1 < 0) | (top1 > n), "top1_correct must be in 0..n"),
+        (top5.notna() & ((top5 < top1) | (top5 > n)), "top5_correct must be in top1_correct..n"),
+    ):
+        if mask.any():
+            raise DataError(f"{where}: line {line(mask)}: {what}")

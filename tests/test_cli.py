@@ -106,6 +106,9 @@ def test_import_and_analyze_all_sources(imagenetv2_release, shared_data, tmp_pat
                  ["testbed", d / "robustness_top1s.csv"]):  # fmt: skip
         r = run("import", *args, "--store", store)
         assert r.returncode == 0, r.stderr
+    r = run("verify-store", store)
+    assert r.returncode == 0 and "all verified" in r.stdout, r.stderr
+    assert "(268 with predictions" in r.stdout  # 67 release models x 4 sets; the published rows have none
     r = run("analyze", "--store", store, "--out", tmp_path / "out", "--n-bootstrap", "100")
     assert r.returncode == 0, r.stderr
     acc = pd.read_csv(tmp_path / "out" / "accuracies.csv")

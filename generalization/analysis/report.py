@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, atomic_write_text
+from ..files import DataError, atomic_write_text, csv_text
 from ..metrics import ACCURACY_COLUMNS
 from ..store import importers
 from ..store.records import PredictionStore
@@ -52,7 +52,7 @@ PAPER = {
 
 
 def _csv(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write_text(path, df.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    return atomic_write_text(path, csv_text(df, float_format="%.10g"))
 
 
 def _md_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:
@@ -461,4 +461,4 @@ def reproduce(
             print(importers.import_timm(paths[0], paths[1], st).summary())
         if testbed_results is not None:
             print(importers.import_testbed(testbed_results, st).summary())
-        return write_results(st.accuracy_table(), out, n_bootstrap=n_bootstrap, seed=seed, model_set=model_set)
+        return write_results(st.accuracy_table(verify=True), out, n_bootstrap=n_bootstrap, seed=seed, model_set=model_set)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, atomic_write_text, load_npy
+from ..files import DataError, atomic_write_text, csv_text, load_npy
 from ..metrics import clopper_pearson
 from ..sampler.annotations import selection_frequencies_from_counts
 from ..sampler.strategies import (
@@ -690,7 +690,7 @@ def write_accuracy_by_frequency(
 
 
 def _csv(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write_text(path, df.to_csv(index=False, lineterminator="\n", float_format="%.6g"))
+    return atomic_write_text(path, csv_text(df, float_format="%.6g"))
 
 
 def _notice(out: Path, note: str) -> Path:

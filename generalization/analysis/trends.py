@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import stats
 
 from ..files import DataError
-from ..metrics import ACCURACY_COLUMNS, accuracy_table_from_counts, gap_interval
+from ..metrics import ACCURACY_COLUMNS, accuracy_table_from_counts, check_counts, gap_interval
 from ..test_sets import TEST_SETS
 
 __all__ = [
@@ -163,7 +163,10 @@ def read_accuracies(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    df = pd.read_csv(path, keep_default_na=True)
+    try:
+        df = pd.read_csv(path, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable CSV ({e})") from None
     need = ["source", "model", "test_set", "n", "top1_correct"]
     missing = [c for c in need if c not in df.columns]
     if missing:
@@ -171,6 +174,7 @@ def read_accuracies(path: str | os.PathLike) -> pd.DataFrame:
     if df[need].isna().any().any():
         bad = int(df[need].isna().any(axis=1).idxmax()) + 2
         raise DataError(f"{path}: line {bad}: empty value in a required column")
+    check_counts(df, str(path))
     keep = [c for c in df.columns if c not in ACCURACY_COLUMNS or c in need + ["top5_correct"]]
     df = df[keep].copy()
     df["source"] = df["source"].astype(str)

@@ -455,6 +455,10 @@ def _match_entries(
     json_path: Path,
 ) -> list[Path]:
     """Find each listed image id among the files; folder classes must agree with the listed labels."""
+    seen: set[str] = set()
+    twice = next((i for i in entries_ids if _stem(i) in seen or seen.add(_stem(i))), None)
+    if twice is not None:  # one image scored twice (or against another's label)
+        raise DataError(f"{json_path}: image id {twice!r} is listed twice")
     by_stem: dict[str, tuple[Path, int | None]] = {}
     items = (
         [(f, None) for f in files]
@@ -582,6 +586,25 @@ def devkit_val_labels(devkit: str | os.PathLike) -> dict[int, int]:
     return {k + 1: index[id_to_wnid[i]] for k, i in enumerate(ilsvrc_ids)}
 
 
+def _check_manifest_fields(d: dict, path: Path) -> None:
+    """Types of a manifest's optional fields (a wrong one is an error naming the field, not a crash)."""
+    checks = {
+        "classes": lambda v: isinstance(v, list) and v and all(isinstance(c, (str, int)) for c in v)
+        and len(set(map(str, v))) == len(v),
+        "num_classes": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "expected_count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "name": lambda v: isinstance(v, str) and v.strip() != "" and not any(c in v for c in "/\\\0"),
+    }
+    for key, ok in checks.items():
+        if d.get(key) is not None and not ok(d[key]):
+            raise DataError(f"{path}: {key!r} is {str(d[key])[:40]!r}, not valid for a manifest")
+    for i, (image_id, cls) in enumerate(d["image_filenames"]):
+        if not isinstance(image_id, (str, int)) or isinstance(image_id, bool) or str(image_id).strip() == "":
+            raise DataError(f"{path}: image_filenames[{i}]: image id {image_id!r} is not a string")
+        if not isinstance(cls, (str, int)) or isinstance(cls, bool):
+            raise DataError(f"{path}: image_filenames[{i}]: class {cls!r} is not a string or integer")
+
+
 def load_manifest_dataset(
     root: str | os.PathLike, manifest_path: str | os.PathLike, *, name: str | None = None
 ) -> ImageSet:
@@ -602,6 +625,7 @@ def load_manifest_dataset(
         or not all(isinstance(e, list) and len(e) == 2 for e in entries)
     ):
         raise DataError(f"{manifest_path}: expected a non-empty 'image_filenames' list of [image id, class]")
+    _check_manifest_fields(d, manifest_path)
     classes = d.get("classes")
     first = entries[0][1]
     if classes is not None:

@@ -33,6 +33,7 @@ from ..files import DataError
 __all__ = [
     "VALID_STATUSES",
     "read_table",
+    "check_task_table",
     "load_candidates",
     "load_annotations",
     "read_long_annotations",
@@ -146,6 +147,35 @@ def _require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> Non
         )
 
 
+def check_task_table(tasks: pd.DataFrame) -> pd.DataFrame:
+    """The task table (``tasks.csv``) as text, checked: its columns, no empty ids, integer positions, no image
+    twice in one task, one class per task."""
+    file = tasks.attrs.get("file", "<tasks>")
+    _require_columns(tasks, ["task_id", "class", "position", "image_id", "role", "image_class"], "task")
+    t = tasks.copy()
+    for col in ("task_id", "class", "image_id", "role", "image_class", "position"):
+        t[col] = t[col].map(_to_text)
+    line = t["line"] if "line" in t.columns else pd.Series(np.arange(len(t)) + 2, index=t.index)
+    empty = (t[["task_id", "class", "image_id"]] == "").any(axis=1)
+    if empty.any():
+        raise DataError(f"{file}: empty task_id, class or image_id on line(s) {line[empty].tolist()[:20]}")
+    pos = pd.to_numeric(t["position"], errors="coerce")
+    bad = pos.isna() | (pos < 0) | (pos != pos.round())
+    if bad.any():
+        raise DataError(f"{file}: position must be a non-negative integer, line(s) {line[bad].tolist()[:20]}")
+    roles = ~t["role"].isin(["candidate", "positive", "negative", ""])
+    if roles.any():
+        raise DataError(f"{file}: role must be candidate, positive or negative, line(s) {line[roles].tolist()[:20]}")
+    dup = t.duplicated(["task_id", "image_id"])
+    if dup.any():
+        raise DataError(f"{file}: an image listed twice in one task, line(s) {line[dup].tolist()[:20]}")
+    classes = t.groupby("task_id")["class"].nunique()
+    if (classes > 1).any():
+        raise DataError(f"{file}: task {classes[classes > 1].index[0]!r} has more than one class")
+    t.attrs["file"] = file
+    return t
+
+
 def load_candidates(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     """Load a candidate table: one row per (image, class).
 
@@ -193,8 +223,15 @@ def read_long_annotations(table: str | os.PathLike | pd.DataFrame) -> tuple[pd.D
     if "role" not in df.columns:
         df["role"] = ""
     sel = _parse_bool(df["selected"])
-    bad = sel.isna()
-    problems = _problems(df[bad], file, "unreadable 'selected' value")
+    empty = (df[["worker_id", "task_id", "image_id", "class", "assignment_id"]].apply(lambda c: c.str.strip()) == "").any(
+        axis=1
+    )
+    bad = sel.isna() | empty
+    problems = pd.concat(
+        [_problems(df[empty], file, "empty worker_id, task_id, image_id, class or assignment_id"),
+         _problems(df[sel.isna() & ~empty], file, "unreadable 'selected' value")],
+        ignore_index=True,
+    )
     out = df[~bad].copy()
     out["selected"] = sel[~bad].astype(bool)
     out["status"] = out["status"].replace("", "Submitted")
@@ -207,16 +244,48 @@ def _decode_task_b64(value: str) -> dict:
     return json.loads(base64.b64decode(value.encode("ascii"), validate=True).decode("utf-8"))
 
 
+def _id_list(value: object, what: str, *, allow_empty: bool = True) -> list[str]:
+    """A JSON list of image ids (strings or integers), none empty, none twice; ValueError says what is wrong."""
+    if not isinstance(value, list):
+        raise ValueError(f"{what!r} must be a list of image ids, got {type(value).__name__} {str(value)[:40]!r}")
+    if not value and not allow_empty:
+        raise ValueError(f"{what!r} is empty")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (str, int)) or str(v).strip() == "":
+            raise ValueError(f"{what!r} holds {v!r}, not an image id")
+        out.append(str(v))
+    seen: set[str] = set()
+    dup = next((v for v in out if v in seen or seen.add(v)), None)
+    if dup is not None:
+        raise ValueError(f"{what!r} lists image {dup!r} twice")
+    return out
+
+
+def _text(value: object, what: str) -> str:
+    """A non-empty string (or integer) field of a record."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
+        raise ValueError(f"{what!r} must be a non-empty string, got {value!r}")
+    return str(value)
+
+
+def _task_payload_images(payload: object) -> tuple[str, str, list[str]]:
+    if not isinstance(payload, dict):
+        raise ValueError("the task is not a JSON object")
+    images = payload.get("images")
+    if not isinstance(images, list) or not all(isinstance(im, dict) and "image_id" in im for im in images):
+        raise ValueError("the task's 'images' must be a list of {image_id, url} objects")
+    shown = _id_list([im["image_id"] for im in images], "images", allow_empty=False)
+    return _text(payload.get("task_id"), "task_id"), _text(payload.get("class"), "class"), shown
+
+
 def _parse_id_list(value: str) -> list[str]:
     value = value.strip()
     if not value:
         return []
     if value.startswith("["):
-        parsed = json.loads(value)
-        if not isinstance(parsed, list):
-            raise ValueError("not a list")
-        return [str(v) for v in parsed]
-    return [v.strip() for v in value.replace("|", ",").split(",") if v.strip()]
+        return _id_list(json.loads(value), "Answer.selected")
+    return _id_list([v.strip() for v in value.replace("|", ",").split(",") if v.strip()], "Answer.selected")
 
 
 def read_mturk_results(
@@ -239,8 +308,7 @@ def read_mturk_results(
         raise DataError(f"{file}: MTurk results lack both Input.task_b64 and Input.task_id")
     task_table = None
     if tasks is not None:
-        task_table = tasks if isinstance(tasks, pd.DataFrame) else read_table(tasks)
-        task_table = task_table.astype({"task_id": str, "image_id": str})
+        task_table = check_task_table(tasks if isinstance(tasks, pd.DataFrame) else read_table(tasks))
     status = (
         df["AssignmentStatus"] if "AssignmentStatus" in df.columns else pd.Series("Submitted", index=df.index)
     )
@@ -250,9 +318,7 @@ def read_mturk_results(
         line = int(r["line"])
         try:
             if "Input.task_b64" in df.columns and r["Input.task_b64"]:
-                payload = _decode_task_b64(r["Input.task_b64"])
-                task_id, cls = str(payload["task_id"]), str(payload["class"])
-                shown = [str(im["image_id"]) for im in payload["images"]]
+                task_id, cls, shown = _task_payload_images(_decode_task_b64(r["Input.task_b64"]))
             else:
                 task_id, cls, shown = str(r["Input.task_id"]), None, None
             selected = _parse_id_list(r["Answer.selected"])
@@ -284,7 +350,11 @@ def read_mturk_results(
                 )
                 continue
             if shown is None:
-                shown = t.sort_values("position", key=lambda s: s.astype(int))["image_id"].tolist()
+                try:
+                    order = t.sort_values("position", key=lambda s: s.astype(int))
+                except ValueError:
+                    raise DataError(f"task table: task {task_id!r} has a non-integer position") from None
+                shown = order["image_id"].tolist()
             cls = cls if cls is not None else str(t["class"].iloc[0])
             roles = dict(zip(t["image_id"], t["role"], strict=True))
         extra = sorted(set(selected) - set(shown))
@@ -327,9 +397,12 @@ def read_task_records(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFra
     it is expanded to the long format like an MTurk row.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else None
-    if text is None:
+    if not path.is_file():
         raise DataError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})") from None
     records = []
     stripped = text.strip()
     if stripped.startswith("{") and "\n{" not in stripped:
@@ -340,10 +413,18 @@ def read_task_records(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFra
     for line, raw in records:
         try:
             rec = json.loads(raw)
-            shown = [str(x) for x in rec["shown"]]
-            chosen = {str(x) for x in rec["selected"]}
-            worker, task_id, cls = str(rec["worker_id"]), str(rec["task_id"]), str(rec["class"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            if not isinstance(rec, dict):
+                raise ValueError(f"expected a JSON object, got {type(rec).__name__}")
+            missing = [k for k in ("shown", "selected", "worker_id", "task_id", "class") if k not in rec]
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
+            shown = _id_list(rec["shown"], "shown", allow_empty=False)
+            chosen = set(_id_list(rec["selected"], "selected"))
+            worker, task_id = _text(rec["worker_id"], "worker_id"), _text(rec["task_id"], "task_id")
+            cls = _text(rec["class"], "class")
+            if rec.get("assignment_id") is not None and not isinstance(rec["assignment_id"], (str, int)):
+                raise ValueError(f"'assignment_id' must be a string, got {rec['assignment_id']!r}")
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             problems.append(
                 {
                     "file": str(path),
@@ -463,7 +544,9 @@ def load_annotations(
     """
     task_table = None
     if tasks is not None:
-        task_table = tasks if isinstance(tasks, pd.DataFrame) else read_table(tasks)
+        task_table = check_task_table(tasks if isinstance(tasks, pd.DataFrame) else read_table(tasks))
+    if format not in ("auto", "long", "mturk", "records"):
+        raise DataError(f"unknown annotation format {format!r} (auto, long, mturk or records)")
     if format == "auto":
         if not isinstance(path, pd.DataFrame) and Path(path).suffix.lower() == ".json":
             format = "records"

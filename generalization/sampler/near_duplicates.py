@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, load_npy
+from ..files import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, csv_text, load_npy
 
 __all__ = [
     "METRICS",
@@ -1038,9 +1038,9 @@ def run_near_duplicates(
     )
     out_dir = Path(out_dir)
     written = [
-        atomic_write_text(out_dir / "decisions.csv", result.decisions.to_csv(index=False)),
-        atomic_write_text(out_dir / "links.csv", result.links.to_csv(index=False)),
-        atomic_write_text(out_dir / "neighbors.csv", result.neighbors.to_csv(index=False)),
+        atomic_write_text(out_dir / "decisions.csv", csv_text(result.decisions)),
+        atomic_write_text(out_dir / "links.csv", csv_text(result.links)),
+        atomic_write_text(out_dir / "neighbors.csv", csv_text(result.neighbors)),
         atomic_write_json(out_dir / "summary.json", result.summary()),
     ]
     # The excluded candidates in the form the samplers' ``exclusions`` table takes (image_id, reason).
@@ -1053,6 +1053,6 @@ def run_near_duplicates(
             "duplicate_of": ex["duplicate_of"],
         }
     )
-    written.append(atomic_write_text(out_dir / "exclusions.csv", exclusions.to_csv(index=False)))
+    written.append(atomic_write_text(out_dir / "exclusions.csv", csv_text(exclusions)))
     written += write_review(result, cand, orig, out_dir, review_n)
     return written

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, load_json
+from ..files import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, csv_text, load_json
 
 __all__ = [
     "HISTOGRAM_BINS",
@@ -728,16 +728,16 @@ def write_outputs(result: SampleResult, out_dir: str | os.PathLike, *, figure: b
     if result.manifest["sampling_function"] != "keyword_counts":
         written.append(
             atomic_write_text(
-                out / "exclusions.csv", result.exclusion_summary().to_csv(index=False, lineterminator="\n")
+                out / "exclusions.csv", csv_text(result.exclusion_summary())
             )
         )
     written.append(
         atomic_write_text(
-            out / "excluded_images.csv", result.exclusions.to_csv(index=False, lineterminator="\n")
+            out / "excluded_images.csv", csv_text(result.exclusions)
         )
     )
     written.append(
-        atomic_write_text(out / "shortfalls.csv", result.shortfalls.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(out / "shortfalls.csv", csv_text(result.shortfalls))
     )
     if figure and result.manifest["sampling_function"] != "keyword_counts":
         written.append(plot_audit(result, out / "audit.png"))
@@ -901,5 +901,14 @@ def read_frequency_table(path: str | os.PathLike) -> pd.DataFrame:
                     f"{path}: selection_frequency outside [0, 1] on line(s) "
                     f"{df.loc[out_of_range, 'line'].tolist()[:20]}"
                 )
+        if col == "num_annotations":
+            bad = vals.notna() & ((vals < 0) | (vals != vals.round()))
+            if bad.any():
+                raise DataError(
+                    f"{path}: num_annotations must be a whole number >= 0, line(s) {df.loc[bad, 'line'].tolist()[:20]}"
+                )
         df[col] = vals if col == "selection_frequency" else vals.fillna(0).astype(np.int64)
+    empty = (df["image_id"].str.strip() == "") | (df["class"].str.strip() == "")
+    if empty.any():
+        raise DataError(f"{path}: empty image_id or class on line(s) {df.loc[empty, 'line'].tolist()[:20]}")
     return df

@@ -26,13 +26,15 @@ import base64
 import json
 import os
 import random
+import re
+import string
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-from ..files import DataError, atomic_write_text
+from ..files import DataError, atomic_write_text, csv_text
 
 __all__ = [
     "make_tasks",
@@ -41,11 +43,25 @@ __all__ = [
     "mturk_template",
     "write_mturk_batch",
     "write_tasks",
+    "check_url_template",
     "TASK_COLUMNS",
 ]
 
 TASK_COLUMNS = ["task_id", "class", "position", "image_id", "role", "image_class", "url"]
 _PLACEHOLDER = "${task_b64}"
+_PAGE = re.compile(r"task-\d{6,}\.html")  # the page names make_tasks' task ids give
+
+
+def check_url_template(template: str) -> str:
+    """A ``str.format`` template whose only field is ``{image_id}``; DataError otherwise."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        template.format(image_id="x")
+    except (ValueError, IndexError, KeyError, AttributeError):
+        fields = []
+    if not fields or any(f != "image_id" for f in fields):
+        raise DataError(f"url template {template!r}: its only field must be {{image_id}}, e.g. 'https://host/{{image_id}}.jpg'")
+    return template
 
 
 def _urls(df: pd.DataFrame, url_template: str | None) -> pd.Series:
@@ -96,10 +112,28 @@ def make_tasks(
     """
     negatives = positives if negatives is None else negatives
     for name, df in (("candidates", candidates), ("positives", positives), ("negatives", negatives)):
+        where = df.attrs.get("file", f"{name} table")
         missing = {"image_id", "class"} - set(df.columns)
         if missing:
-            raise DataError(f"{name} table lacks column(s) {sorted(missing)}")
+            raise DataError(f"{where}: {name} table lacks column(s) {sorted(missing)}")
+        if len(df) == 0:
+            raise DataError(f"{where}: the {name} table is empty")
+        ids, classes = df["image_id"].astype(str).str.strip(), df["class"].astype(str).str.strip()
+        if ((ids == "") | (classes == "") | df["image_id"].isna() | df["class"].isna()).any():
+            raise DataError(f"{where}: {name} table has an empty image_id or class")
+        dup = ids[ids.duplicated()]
+        if len(dup):
+            raise DataError(f"{where}: {name} table lists image {dup.iloc[0]!r} twice")
+    for name, v in (("n_candidates", n_candidates), ("n_positive", n_positive), ("n_negative", n_negative)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "n_candidates" else 0):
+            raise DataError(f"{name} must be a {'positive' if name == 'n_candidates' else 'non-negative'} integer, got {v!r}")
+    if url_template is not None:
+        check_url_template(url_template)
     similar_classes = similar_classes or {}
+    if not isinstance(similar_classes, Mapping) or not all(
+        isinstance(v, list) and all(isinstance(c, str) for c in v) for v in similar_classes.values()
+    ):
+        raise DataError("similar classes must be a JSON object {class: [similar classes]}")
     rng = random.Random(seed)
 
     def by_class(df: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
@@ -209,7 +243,7 @@ def write_mturk_batch(
         rows.append(
             {"task_id": task_id, "class": p["class"], "num_images": len(p["images"]), "task_b64": _b64(p)}
         )
-    return atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False, lineterminator="\n"))
+    return atomic_write_text(path, csv_text(pd.DataFrame(rows)))
 
 
 def write_tasks(
@@ -220,10 +254,23 @@ def write_tasks(
     pages: bool = True,
 ) -> list[Path]:
     """Write ``tasks.csv``, ``mturk_batch_input.csv``, ``mturk_template.html`` and (with ``pages``)
-    ``pages/<task_id>.html`` into ``out_dir``; returns the paths written."""
+    ``pages/<task_id>.html`` into ``out_dir``; returns the paths written.
+
+    Pages an earlier run left in ``out_dir/pages`` (``task-NNNNNN.html``, the names this function gives)
+    that this run does not write are removed, so the folder never mixes two task sets; nothing else in
+    ``out_dir`` is touched."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder")
+    if isinstance(class_info, pd.DataFrame):
+        where = class_info.attrs.get("file", "class info")
+        if "class" not in class_info.columns:
+            raise DataError(f"{where}: the class-info table lacks a 'class' column")
+        dup = class_info["class"].astype(str)[class_info["class"].astype(str).duplicated()]
+        if len(dup):
+            raise DataError(f"{where}: class {dup.iloc[0]!r} is listed twice")
     written = [
-        atomic_write_text(out / "tasks.csv", tasks[TASK_COLUMNS].to_csv(index=False, lineterminator="\n")),
+        atomic_write_text(out / "tasks.csv", csv_text(tasks[TASK_COLUMNS])),
         write_mturk_batch(tasks, out / "mturk_batch_input.csv", class_info),
         atomic_write_text(out / "mturk_template.html", mturk_template()),
     ]
@@ -231,4 +278,10 @@ def write_tasks(
         for task_id in sorted(tasks["task_id"].unique()):
             page = render_task_page(task_payload(tasks, task_id, class_info))
             written.append(atomic_write_text(out / "pages" / f"{task_id}.html", page))
+    pages_dir = out / "pages"
+    if pages_dir.is_dir():
+        keep = {p.name for p in written}
+        for old in sorted(pages_dir.iterdir()):
+            if _PAGE.fullmatch(old.name) and old.name not in keep and old.is_file() and not old.is_symlink():
+                old.unlink()
     return written

@@ -173,6 +173,21 @@ def rank_order_defect(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.n
     return perm, what
 
 
+def _check_dataset_json(path: Path, d: object) -> dict:
+    """A release dataset JSON: ``image_filenames`` a non-empty list of [image id, wnid] strings, no id twice."""
+    entries = d.get("image_filenames") if isinstance(d, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise DataError(f"{path}: no 'image_filenames' list")
+    for i, e in enumerate(entries):
+        if not (isinstance(e, list) and len(e) == 2 and all(isinstance(v, str) and v for v in e)):
+            raise DataError(f"{path}: image_filenames[{i}] is {str(e)[:60]}, expected [image id, wnid]")
+    seen: set[str] = set()
+    twice = next((i for i, _ in entries if i in seen or seen.add(i)), None)
+    if twice is not None:
+        raise DataError(f"{path}: image id {twice!r} is listed twice (one image would be scored twice)")
+    return d
+
+
 def import_imagenetv2(
     release: str | os.PathLike,
     store: str | os.PathLike | PredictionStore,
@@ -204,10 +219,7 @@ def import_imagenetv2(
         path = ds_dir / f"{name}.json"
         if not path.exists():
             raise DataError(f"{path}: dataset JSON missing from the release")
-        d = load_json(path)
-        if "image_filenames" not in d:
-            raise DataError(f"{path}: no 'image_filenames' list")
-        jsons[name] = d
+        jsons[name] = _check_dataset_json(path, load_json(path))
     wnids = _release_wnids(release, jsons)
     index = {w: i for i, w in enumerate(wnids)}
 
