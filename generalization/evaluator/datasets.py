@@ -685,9 +685,6 @@ def load_dataset(
         return load_cifar10_test(data_root, strict_count=strict_count)
     if name.startswith("cifar10.1-"):
         return load_cifar101(data_root, name.split("-")[-1], strict_count=strict_count)
-    if release is None:
-        env = os.environ.get("GENERALIZATION_IMAGENETV2_RELEASE")
-        release = env or None
     return load_imagenet(name, data_root, release=release, devkit=devkit, strict_count=strict_count)
 
 
