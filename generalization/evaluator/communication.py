@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..devices import resolve_device
 from ..files import DataError
 from .decoding import progress_bar
 
@@ -220,7 +219,3 @@ class World:
             yield rows, batch
             bar.add(len(rows))
 
-
-def local_world(device: str = "auto") -> World:
-    """A world of one process on ``device`` (``auto``: the GPU if there is one)."""
-    return World(resolve_device(device))
