@@ -209,3 +209,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(self.total - self.bar.n)
             self.bar.close()
+
+
+if __name__ == "__main__":  # the entry of earlier versions: say where it went instead of doing nothing
+    raise SystemExit("generalization: error: run `torchrun ... -m generalization evaluate <flags>` (one CLI)")
