@@ -7,7 +7,7 @@ naive
     what timm's ``validate.py`` does, once per model: a DataLoader whose dataset opens each image with PIL and
     applies the model's own transforms (Resize, CenterCrop, ToTensor, Normalize), then the model.
 sweep
-    the evaluator: :func:`generalization.evaluator.runner.decode_images` once per preprocessing group
+    the evaluator: :func:`generalization.evaluator.decoding.decode_images` once per preprocessing group
     (torchvision.io decoding + uint8 resize/crop), then :func:`~generalization.evaluator.runner.predict_topk` for every
     model of the group (normalisation per batch).
 ceiling
@@ -58,14 +58,9 @@ from generalization.evaluator.datasets import (  # noqa: E402
     load_dataset,
 )
 from generalization.evaluator.decode import Preprocess, normalize  # noqa: E402
+from generalization.evaluator.decoding import decode_groups, decode_images, iter_batches  # noqa: E402
 from generalization.evaluator.models import model_spec  # noqa: E402
-from generalization.evaluator.runner import (  # noqa: E402
-    decode_groups,
-    decode_images,
-    iter_batches,
-    keep_freed_memory,
-    predict_topk,
-)
+from generalization.evaluator.runner import keep_freed_memory, predict_topk  # noqa: E402
 
 SMALL_TORCHVISION = [
     "mobilenet_v3_small",

@@ -21,7 +21,6 @@ Usage: ``python benchmarks/sweep_distributed.py [--nproc 2] [--repeats 3] [--lim
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -49,11 +48,7 @@ def _cores() -> int:
 
 
 def _entry() -> list[str]:
-    from generalization import cli
-
-    if "distributed" in inspect.getsource(cli._run_evaluate):
-        return ["-m", "generalization", "evaluate"]
-    return ["-m", "generalization.evaluator.distributed"]  # until the CLI dispatches to the distributed evaluator
+    return ["-m", "generalization", "evaluate"]  # the one CLI, in every rank
 
 
 def _run(config: dict, models: list[str], data_root: Path, out: Path, torch_home: Path, device: str) -> dict:

@@ -292,8 +292,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", action="append", required=True, help="a test set (list-datasets) or a manifest .json")
     p.add_argument("--data-root", type=Path, required=True, help="folder holding the test set(s)")
     p.add_argument("--out", type=out_dir, required=True, help="the prediction store's root")
-    p.add_argument("--release", type=Path, default=None,
-                   help="ImageNetV2 release clone (or dataset JSON): image order, ids and labels of ImageNet sets")
+    p.add_argument("--release", type=Path, default=os.environ.get("GENERALIZATION_IMAGENETV2_RELEASE") or None,
+                   help="ImageNetV2 release clone (or dataset JSON): image order, ids and labels of ImageNet sets "
+                   "(default: $GENERALIZATION_IMAGENETV2_RELEASE)")
     p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass")
     p.add_argument("--precision", choices=["fp32", "bf16", "both"], default="fp32",
@@ -317,32 +318,35 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify-data", help="check a local copy of a test set against its manifest")
     p.add_argument("--dataset", required=True, help="a test set (list-datasets) or a manifest .json")
     p.add_argument("--data-root", type=Path, required=True, help="folder holding the test set")
-    p.add_argument("--release", type=Path, default=None,
-                   help="ImageNetV2 release clone (or dataset JSON): image order, ids and labels of ImageNet sets")
+    p.add_argument("--release", type=Path, default=os.environ.get("GENERALIZATION_IMAGENETV2_RELEASE") or None,
+                   help="ImageNetV2 release clone (or dataset JSON): image order, ids and labels of ImageNet sets "
+                   "(default: $GENERALIZATION_IMAGENETV2_RELEASE)")
     p.add_argument("--devkit", type=Path, default=None, help="ILSVRC2012 devkit (labels of a flat imagenet-val)")
     p.set_defaults(func=_run_verify_data)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluator import distributed
-    from .evaluator import runner as ev
+    from .evaluator import runner
+    from .evaluator.communication import DistributedError, Launch
 
     # under torchrun (WORLD_SIZE > 1) the images are sharded across ranks; otherwise one process does it all
+    launch = Launch.from_environ(os.environ)
+    settings = runner.EvalSettings(
+        out=args.out, data_root=args.data_root, device=args.device, batch_size=args.batch_size,
+        precision=args.precision, num_workers=args.num_workers, skip_bad_images=args.skip_bad_images,
+        strict_count=args.strict_count, release=args.release, overwrite=args.overwrite,
+        keep_freed_memory=os.environ.get("GENERALIZATION_MALLOC", "").lower() != "system")  # fmt: skip
     try:
-        table = distributed.maybe_evaluate_distributed(
-            models=args.model, datasets=args.dataset, out=args.out, data_root=args.data_root, device=args.device,
-            batch_size=args.batch_size, precision=args.precision, num_workers=args.num_workers,
-            skip_bad_images=args.skip_bad_images, strict_count=args.strict_count, release=args.release,
-            overwrite=args.overwrite)  # fmt: skip
-    except distributed.DistributedError as e:
+        table = runner.run_evaluation(args.model, args.dataset, settings, launch=launch)
+    except DistributedError as e:
         print(f"generalization: error: {e}", file=sys.stderr)
         return 1
-    if not distributed.is_main_process():
+    if launch.rank != 0:
         return 0
     if len(table):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.precision == "both":
-        print(ev.precision_agreement(args.out).to_string(index=False))
+        print(runner.precision_agreement(args.out).to_string(index=False))
     return 0
 
 

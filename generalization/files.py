@@ -30,6 +30,9 @@ __all__ = [
     "csv_safe",
     "csv_text",
     "written_files",
+    "cifar10_test_batch",
+    "load_cifar10_batch",
+    "save_figure",
 ]
 
 
@@ -203,3 +206,46 @@ def restricted_pickle_load(path: str | os.PathLike, encoding: str = "bytes") -> 
             raise DataError(f"{path}: refused to unpickle: {e} (only arrays and plain containers)") from e
         except (EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
             raise DataError(f"{path}: not a valid pickle ({e})") from e
+
+
+def cifar10_test_batch(root: str | os.PathLike) -> Path:
+    """The official CIFAR-10 test batch under ``root``: ``<root>/cifar-10-batches-py/test_batch``, or
+    ``<root>/test_batch`` when only that exists (the first path when neither does)."""
+    root = Path(root)
+    path = root / "cifar-10-batches-py" / "test_batch"
+    return root / "test_batch" if not path.exists() and (root / "test_batch").exists() else path
+
+
+def load_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """The images (N x 32 x 32 x 3 uint8, RGB) and labels (N int64 in 0..9) of a batch in the CIFAR-10 python
+    format (a pickled dict: ``b'data'`` N x 3072 uint8 channel-major rows, ``b'labels'``), read without
+    executing code; anything else is a :class:`DataError` naming the file."""
+    path = Path(path)
+    batch = restricted_pickle_load(path)
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise DataError(f"{path}: not a CIFAR-10 batch (expected a dict with b'data' and b'labels')")
+    data = np.asarray(batch[b"data"])
+    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
+        raise DataError(f"{path}: b'data' must be an N x 3072 uint8 array, found {data.dtype} {data.shape}")
+    labels = np.asarray(batch[b"labels"])
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{path}: expected a 1-d integer array of labels, found {labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"{path}: labels outside 0..9")
+    if len(labels) != len(data):
+        raise DataError(f"{path}: {len(labels)} labels for {len(data)} images")
+    return np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), labels.astype(np.int64)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """Save a matplotlib figure as a PNG, atomically, and close it.
+
+    The PNG carries no ``Software`` (matplotlib version) entry, so reruns, on any matplotlib version that draws
+    the same pixels, give byte-identical files.
+    """
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

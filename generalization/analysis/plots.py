@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .. import files
 from ..test_sets import TEST_SETS
 from .trends import TrendFit, paired_accuracies, to_scale
 
@@ -239,14 +240,7 @@ def plot_pairs(
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Save a PNG with no timestamp in its metadata (reruns give identical files), atomically."""
-    import io as _io
-
-    from ..files import atomic_write_bytes
-
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=150, metadata={"Software": None})
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    """Save a PNG at 150 dpi with no version in its metadata (reruns give identical files), atomically."""
+    return files.save_figure(fig, path, dpi=150)
 
 

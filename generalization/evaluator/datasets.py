@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ..files import DataError, load_json, load_npy, restricted_pickle_load
+from ..constants import IMAGE_EXTENSIONS
+from ..files import DataError, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -55,7 +56,6 @@ __all__ = [
 ]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 _WNID = re.compile(r"^n\d{8}$")
 _VAL_NAME = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
 
@@ -291,27 +291,16 @@ def _check_labels(labels: np.ndarray, num_classes: int, where: Path) -> np.ndarr
 def load_cifar10_test(root: str | os.PathLike, *, strict_count: bool = False) -> ImageSet:
     """``<root>/cifar-10-batches-py/test_batch`` (or ``<root>/test_batch``), read without executing code."""
     root = Path(root)
-    path = root / "cifar-10-batches-py" / "test_batch"
-    if not path.exists() and (root / "test_batch").exists():
-        path = root / "test_batch"
+    path = cifar10_test_batch(root)
     if not path.exists():
         raise DataError(
             f"{path}: not found (expected the official CIFAR-10 python test batch; "
             f"download {CIFAR10_URL} and unpack it under {root})"
         )
-    batch = restricted_pickle_load(path)
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise DataError(f"{path}: not a CIFAR-10 batch (expected a dict with b'data' and b'labels')")
-    data = np.asarray(batch[b"data"])
-    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
-        raise DataError(f"{path}: b'data' must be an N x 3072 uint8 array, found {data.dtype} {data.shape}")
-    labels = _check_labels(np.asarray(batch[b"labels"]), 10, path)
-    if len(labels) != len(data):
-        raise DataError(f"{path}: {len(labels)} labels for {len(data)} images")
+    pixels, labels = load_cifar10_batch(path)
     flags: list[str] = []
     spec = DATASETS["cifar10-test"]
-    _check_count(spec.name, len(data), spec.expected_count, path, strict_count, flags)
-    pixels = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    _check_count(spec.name, len(pixels), spec.expected_count, path, strict_count, flags)
     return ImageSet(
         spec.name,
         10,
@@ -709,9 +698,6 @@ def load_dataset(
         return load_cifar10_test(data_root, strict_count=strict_count)
     if name.startswith("cifar10.1-"):
         return load_cifar101(data_root, name.split("-")[-1], strict_count=strict_count)
-    if release is None:
-        env = os.environ.get("GENERALIZATION_IMAGENETV2_RELEASE")
-        release = env or None
     return load_imagenet(name, data_root, release=release, devkit=devkit, strict_count=strict_count)
 
 
@@ -810,8 +796,7 @@ def verify_data(
     if len(ds) != spec.expected_count:
         problems.append(f"{len(ds):,} images, the published set has {spec.expected_count:,}")
     if name == "cifar10-test":
-        path = root / "cifar-10-batches-py" / "test_batch"
-        path = path if path.exists() else root / "test_batch"
+        path = cifar10_test_batch(root)
         md5 = _file_hash(path, "md5")
         if md5 != CIFAR10_TEST_BATCH_MD5:
             problems.append(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..files import DataError
 
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they work (libjpeg-turbo, nvJPEG), so
@@ -39,8 +40,6 @@ __all__ = [
     "normalize",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class BadImageError(DataError):

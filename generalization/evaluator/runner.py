@@ -1,26 +1,29 @@
 """The batch evaluator: many models x many test sets, each test set decoded once per preprocessing.
 
-For every test set, the models are grouped by ``Preprocess.decode_key`` (input size, resize, interpolation);
-each group's images are decoded and resized/cropped once into a uint8 array (in memory, or a memory-mapped
-file under ``cache_dir`` when larger than ``max_memory_bytes``), and every model of the group then runs over
-that array (normalisation is a per-batch affine map, applied per model). Each (model, test set) pair is
-written to the store as soon as it finishes (atomically; source ``evaluate``, or ``evaluate-bf16``), so an
-interrupt loses at most the pair in progress and a rerun skips finished pairs.
+One loop (:func:`run_evaluation`) serves one process and the ranks of a ``torchrun`` launch alike: it is written
+against a small communication object (:mod:`~generalization.evaluator.communication`; one process is a world of
+size 1). For every test set, rank 0 decides which (model, precision) pairs are still to do; each rank decodes its
+shard of the images once per ``Preprocess.decode_key`` (:func:`~generalization.evaluator.decoding.decode_groups`)
+and runs every model of the group over it; rank 0 gathers the top-k rows and writes each pair to the store as
+soon as it finishes (atomically; source ``evaluate``, or ``evaluate-bf16``), so an interrupt loses at most the
+pair in progress and a rerun skips finished pairs.
 
-The pieces are separate so they can be sharded (e.g. across ranks): :func:`decode_images` turns a list of
-images into uint8 batches, :func:`predict_topk` turns an iterable of ``(row indices, uint8 batch)`` into top-k
-rows for one model, and :func:`write_result` stores one pair.
+The shared options travel as one frozen :class:`EvalSettings`; :func:`evaluate` is the same with keyword
+arguments. The pieces are public for benchmarks and other loops: :func:`predict_topk` turns an iterable of
+``(row indices, uint8 batch)`` into top-k rows for one model, and :func:`write_result` stores one pair.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import os
 import shutil
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,38 +34,92 @@ from torch import nn
 
 from ..files import DataError
 from ..store.records import PredictionStore, RecordExistsError
+from .communication import DistributedError, Launch, World, signals_held
 from .datasets import ImageSet, load_dataset
-from .decode import BadImageError, Preprocess, decode_rgb, normalize, read_image_bytes, resize_crop
+from .decode import Preprocess, normalize
+from .decoding import DecodedImages, decode_groups, iter_batches, progress_bar
+from .distributed import open_world
 from .models import ModelSpec, model_spec
 
 __all__ = [
     "EVALUATE_SOURCE",
-    "DecodedImages",
-    "decode_groups",
-    "decode_images",
-    "iter_batches",
+    "SOURCES",
+    "EvalSettings",
+    "evaluate",
+    "run_evaluation",
     "predict_topk",
     "write_result",
-    "evaluate",
+    "skipped_row",
+    "group_by_decode",
     "precision_agreement",
-    "resolve_device",
     "keep_freed_memory",
+    "clear_cache",
 ]
 
 EVALUATE_SOURCE = "evaluate"
 SOURCES = {"fp32": "evaluate", "bf16": "evaluate-bf16"}
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DataError("--device cuda: no CUDA device available")
-    return dev
+@dataclass(frozen=True)
+class EvalSettings:
+    """The options every step of an evaluation shares (the ``evaluate`` command's flags).
+
+    Parameters
+    ----------
+    out : path
+        The prediction store's root.
+    data_root : path, optional
+        Folder holding the test sets named by name.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (in a ``torchrun`` launch ``auto``/``cuda`` is the rank's GPU).
+    precision : {"fp32", "bf16", "both"}
+        fp32 (default, reproducible) is stored under source ``evaluate``, bf16 under ``evaluate-bf16``; "both"
+        runs each model twice (see :func:`precision_agreement`).
+    num_workers, decode_threads : int
+        Decoding in ``num_workers`` DataLoader processes when > 0, else in ``decode_threads`` threads (default:
+        torch's intra-op thread count).
+    skip_bad_images : bool
+        Leave out (and count) unreadable images instead of failing; the test set is then stored as the subset.
+    strict_count : bool
+        Fail when a test set's image count differs from the published one (default: warn and flag).
+    release : path, optional
+        ImageNetV2 release clone (or dataset JSON): image order, ids and labels of the ImageNet sets.
+    max_memory_bytes : int
+        Decoded images beyond this (per process) go to memory-mapped files under ``out/.cache``.
+    overwrite : bool
+        Recompute pairs already in the store.
+    progress : bool, optional
+        Progress bars (default: when stderr is a terminal).
+    keep_freed_memory : bool
+        Tune glibc's malloc for the run (see :func:`keep_freed_memory`).
+    """
+
+    out: Path
+    data_root: Path | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    precision: str = "fp32"
+    num_workers: int = 0
+    decode_threads: int | None = None
+    skip_bad_images: bool = False
+    strict_count: bool = False
+    release: Path | None = None
+    max_memory_bytes: int = 4 << 30
+    overwrite: bool = False
+    progress: bool | None = None
+    keep_freed_memory: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        if self.precision not in (*SOURCES, "both"):
+            raise DataError(f"--precision must be fp32, bf16 or both, got {self.precision!r}")
+
+    @property
+    def precisions(self) -> list[str]:
+        return list(SOURCES) if self.precision == "both" else [self.precision]
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory(enabled: bool = True) -> bool:
     """Make glibc's malloc keep freed memory in the process instead of handing it back to the kernel.
 
     A convnet's activations at 224 px are tens of MB per layer; glibc serves blocks that large with fresh
@@ -72,16 +129,14 @@ def keep_freed_memory() -> bool:
     calls: no mmap'd blocks, no trimming below 2 GiB of free heap. Peak memory is unchanged; freed memory is
     simply reused instead of being returned.
 
-    Applies to the whole process, once; a no-op (returns False) off glibc or when the environment variable
-    ``GENERALIZATION_MALLOC=system`` asks to leave malloc alone.
+    Applies to the whole process, once; a no-op (returns False) off glibc or when not ``enabled`` (the CLI
+    passes ``GENERALIZATION_MALLOC=system`` as ``enabled=False``, to leave malloc alone).
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED is not None:
         return _MALLOC_TUNED
     _MALLOC_TUNED = False
-    if os.environ.get("GENERALIZATION_MALLOC", "").lower() == "system" or not sys.platform.startswith(
-        "linux"
-    ):
+    if not enabled or not sys.platform.startswith("linux"):
         return False
     import ctypes
 
@@ -99,258 +154,6 @@ def keep_freed_memory() -> bool:
 
 
 _MALLOC_TUNED: bool | None = None
-
-
-def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(dev)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def _progress(total: int, desc: str, enabled: bool | None):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="img",
-        disable=enabled is False or (enabled is None and not sys.stderr.isatty()),
-        dynamic_ncols=True,
-        leave=False,
-    )
-
-
-# ------------------------------------------------------------------------------------------- decoding
-
-
-@dataclass
-class DecodedImages:
-    """uint8 N x 3 x S x S images of one test set for one decode key, plus the rows kept."""
-
-    images: torch.Tensor  # on CPU (or on the GPU when decoded there and it fits)
-    keep: np.ndarray  # row indices (into the test set) of the decoded images
-    bad: list[str] = field(default_factory=list)  # "path: reason" of skipped images
-    seconds: float = 0.0
-    cache_file: Path | None = None
-
-    def __len__(self) -> int:
-        return len(self.keep)
-
-    def release(self) -> None:
-        self.images = torch.empty(0, dtype=torch.uint8)
-        if self.cache_file is not None:
-            self.cache_file.unlink(missing_ok=True)
-
-
-class _FileDataset(torch.utils.data.Dataset):
-    """Reads one image and (on the CPU) decodes it once and resizes/crops it for every preprocessing.
-
-    Returns ``(index, [tensor per preprocessing] | encoded bytes | error string)``.
-    """
-
-    def __init__(self, paths: Sequence[Path], pres: Sequence[Preprocess], decode: bool) -> None:
-        self.paths, self.pres, self.decode = list(paths), list(pres), decode
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        path = self.paths[i]
-        try:
-            data = read_image_bytes(path)
-            if not self.decode:
-                return i, data
-            img = decode_rgb(data, path)
-            return i, [resize_crop(img, pre).contiguous() for pre in self.pres]
-        except (BadImageError, DataError) as e:
-            return i, str(e)
-
-
-def _collate(items):
-    return items
-
-
-def _decode_batches(
-    dataset: _FileDataset, batch_size: int, num_workers: int, threads: int | None
-) -> Iterator[list]:
-    """Batches of ``dataset`` items in order: from ``num_workers`` DataLoader processes when > 0, else from a
-    pool of ``threads`` threads (default: torch's intra-op thread count).
-
-    Threads are the cheaper choice: the torchvision decoders and the uint8 resize release the GIL, and nothing
-    is pickled between processes (measured on 2 cores: 300 photos/s in one thread, 610 in two).
-    """
-    if num_workers > 0:
-        yield from torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate
-        )
-        return
-    threads = max(1, threads or torch.get_num_threads())
-    if threads == 1:
-        for start in range(0, len(dataset), batch_size):
-            yield [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(threads, thread_name_prefix="decode") as pool:
-        # one batch ahead: the pool decodes the next batch while this one is copied out
-        pending = None
-        for start in range(0, len(dataset) + batch_size, batch_size):
-            nxt = None
-            if start < len(dataset):
-                nxt = pool.map(dataset.__getitem__, range(start, min(start + batch_size, len(dataset))))
-            if pending is not None:
-                yield list(pending)
-            pending = nxt
-
-
-def _decode_on_gpu(items, paths, pres, device) -> list[list[torch.Tensor] | str]:
-    """nvJPEG decode of a batch of encoded images (files nvJPEG refuses go through the CPU decoder)."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    out: list = [None] * len(items)
-    jpeg = [
-        k
-        for k, (_, d) in enumerate(items)
-        if not isinstance(d, str) and bytes(d[:3].tolist()) == b"\xff\xd8\xff"
-    ]
-    if jpeg:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                decoded = decode_jpeg([items[k][1] for k in jpeg], mode=ImageReadMode.RGB, device=device)
-            for k, img in zip(jpeg, decoded, strict=True):
-                out[k] = img
-        except RuntimeError:
-            pass  # decode them one by one below
-    for k, (i, d) in enumerate(items):
-        if isinstance(d, str):
-            out[k] = d
-        elif out[k] is None:
-            try:
-                out[k] = decode_rgb(d, paths[i], device)
-            except BadImageError as e:
-                out[k] = str(e)
-    return [o if isinstance(o, str) else [resize_crop(o, pre) for pre in pres] for o in out]
-
-
-def decode_groups(
-    ds: ImageSet,
-    pres: Sequence[Preprocess],
-    *,
-    device: torch.device | str = "cpu",
-    batch_size: int = 64,
-    num_workers: int = 0,
-    decode_threads: int | None = None,
-    skip_bad: bool = False,
-    max_memory_bytes: int = 4 << 30,
-    cache_dir: str | os.PathLike | None = None,
-    progress: bool | None = None,
-) -> dict[tuple, DecodedImages]:
-    """Decode every image of ``ds`` once, and resize/centre-crop it for each distinct ``decode_key`` of ``pres``.
-
-    Returns ``{decode_key: DecodedImages}``. A bad image raises :class:`~generalization.evaluator.decode.BadImageError`
-    naming it, unless ``skip_bad``: then it is left out and listed in ``DecodedImages.bad``. Files are read and
-    decoded by ``num_workers`` DataLoader processes when > 0, else by ``decode_threads`` threads (default:
-    torch's intra-op thread count). When the uint8 arrays together exceed ``max_memory_bytes`` they go to
-    memory-mapped files in ``cache_dir`` (deleted by :meth:`DecodedImages.release`).
-    """
-    device = torch.device(device)
-    t0 = time.perf_counter()
-    uniq: dict[tuple, Preprocess] = {}
-    for pre in pres:
-        uniq.setdefault(pre.decode_key, pre)
-    n = len(ds)
-    if ds.pixels is not None:  # already decoded arrays (CIFAR): a view, resized only if a model asks for it
-        out = {}
-        base = torch.from_numpy(ds.pixels).permute(0, 3, 1, 2)
-        for key, pre in uniq.items():
-            images = resize_crop(base.contiguous(), pre) if pre.resize_size is not None else base
-            if images.shape[-2:] != (pre.input_size, pre.input_size):
-                raise DataError(
-                    f"{ds.name}: images are {tuple(images.shape[-2:])}, the model needs "
-                    f"{pre.input_size} x {pre.input_size}"
-                )
-            out[key] = DecodedImages(images, np.arange(n), [], time.perf_counter() - t0)
-        return out
-
-    on_gpu = device.type == "cuda"
-    total = sum(n * 3 * p.input_size**2 for p in uniq.values())
-    bufs: dict[tuple, torch.Tensor] = {}
-    files: dict[tuple, Path] = {}
-    for key, pre in uniq.items():
-        s = pre.input_size
-        if total <= max_memory_bytes:
-            # channels-last (N x S x S x 3 in memory), the layout the models take: cheaper to normalise
-            bufs[key] = torch.empty(
-                (n, 3, s, s),
-                dtype=torch.uint8,
-                device=device if on_gpu else "cpu",
-                memory_format=torch.channels_last,
-            )
-        else:
-            cache_root = Path(cache_dir or ".")
-            cache_root.mkdir(parents=True, exist_ok=True)
-            files[key] = (
-                cache_root / f".decode-{ds.name}-{s}-{pre.resize_size}-{pre.interpolation}-{os.getpid()}.npy"
-            )
-            mm = np.lib.format.open_memmap(files[key], mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
-            bufs[key] = torch.from_numpy(mm).permute(0, 3, 1, 2)  # a channels-last view
-    keys = list(uniq)
-    ok = np.zeros(n, dtype=bool)
-    bad: list[str] = []
-    loader = _decode_batches(
-        _FileDataset(ds.paths, list(uniq.values()), decode=not on_gpu),
-        batch_size,
-        num_workers,
-        decode_threads,
-    )
-    bar = _progress(n, f"decode {ds.name} ({len(keys)} size(s))", progress)
-    try:
-        for items in loader:
-            imgs = (
-                _decode_on_gpu(items, ds.paths, list(uniq.values()), device)
-                if on_gpu
-                else [d for _, d in items]
-            )
-            for (i, _), per_key in zip(items, imgs, strict=True):
-                if isinstance(per_key, str):
-                    if not skip_bad:
-                        raise BadImageError(per_key + " (use --skip-bad-images to skip and count such files)")
-                    bad.append(per_key)
-                    continue
-                for key, img in zip(keys, per_key, strict=True):
-                    bufs[key][i] = img.to(bufs[key].device)
-                ok[i] = True
-            bar.update(len(items))
-    except BaseException:
-        bufs.clear()
-        for f in files.values():
-            f.unlink(missing_ok=True)
-        raise
-    finally:
-        loader.close()
-        bar.close()
-    keep = np.flatnonzero(ok)
-    seconds = time.perf_counter() - t0
-    sel = None if len(keep) == n else torch.from_numpy(keep)
-    return {
-        key: DecodedImages(
-            buf if sel is None else buf[sel.to(buf.device)], keep, list(bad), seconds, files.get(key)
-        )
-        for key, buf in bufs.items()
-    }
-
-
-def decode_images(ds: ImageSet, pre: Preprocess, **kwargs) -> DecodedImages:
-    """:func:`decode_groups` for one preprocessing."""
-    return decode_groups(ds, [pre], **kwargs)[pre.decode_key]
-
-
-def iter_batches(decoded: DecodedImages, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """``(row positions within decoded, uint8 batch)`` in order."""
-    for start in range(0, len(decoded), batch_size):
-        stop = min(start + batch_size, len(decoded))
-        yield np.arange(start, stop), decoded.images[start:stop]
 
 
 # ----------------------------------------------------------------------------------------- prediction
@@ -379,7 +182,7 @@ def predict_topk(
     if precision not in SOURCES:
         raise ValueError(f"precision must be one of {list(SOURCES)}, got {precision!r}")
     out = np.full((n, k), -1, dtype=np.int64)
-    bar = _progress(n, f"{model_name} on {test_set}", progress)
+    bar = progress_bar(n, f"{model_name} on {test_set}", progress)
     buf = None  # one float buffer reused by every batch
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     try:
@@ -466,19 +269,9 @@ def evaluate(
     datasets: Sequence[str | ImageSet],
     *,
     out: str | os.PathLike,
-    data_root: str | os.PathLike | None = None,
-    device: str = "auto",
-    batch_size: int = 64,
-    precision: str = "fp32",
-    num_workers: int = 0,
-    decode_threads: int | None = None,
-    skip_bad_images: bool = False,
-    strict_count: bool = False,
-    release: str | os.PathLike | None = None,
-    max_memory_bytes: int = 4 << 30,
-    overwrite: bool = False,
-    progress: bool | None = None,
-    log=print,
+    log: Callable[..., Any] = print,
+    launch: Launch | None = None,
+    **options: Any,
 ) -> pd.DataFrame:
     """Evaluate every model on every test set and write the results to the store at ``out``.
 
@@ -488,109 +281,295 @@ def evaluate(
     datasets : test-set names (loaded from ``data_root``) or loaded :class:`~generalization.evaluator.datasets.ImageSet`
     out : path
         The prediction store's root.
-    precision : {"fp32", "bf16", "both"}
-        fp32 (default, reproducible) is stored under source ``evaluate``, bf16 under ``evaluate-bf16``; "both"
-        runs each model twice (see :func:`precision_agreement`).
-    skip_bad_images : bool
-        Leave out (and count) unreadable images instead of failing; the test set is then stored as the subset.
-    strict_count : bool
-        Fail when a test set's image count differs from the published one (default: warn and flag).
-    overwrite : bool
-        Recompute pairs already in the store.
+    log : callable
+        Receives one line per test set and per pair (on rank 0).
+    launch : Launch, optional
+        This process's place in a ``torchrun`` launch (default: a single process).
+    **options
+        The other fields of :class:`EvalSettings` (``data_root``, ``device``, ``batch_size``, ``precision``,
+        ``skip_bad_images``, ``overwrite``, ...).
 
     Returns
     -------
     DataFrame
         One row per (model, test set, precision): counts, top-1/top-5 %, images/s, flags; pairs skipped
-        because they were already stored have ``skipped=True``.
+        because they were already stored have ``skipped=True``. Empty on ranks other than 0.
     """
-    store = PredictionStore(out)
-    dev = resolve_device(device)
-    keep_freed_memory()  # CPU activations (and decode buffers) are allocated afresh for every batch
-    precisions = ["fp32", "bf16"] if precision == "both" else [precision]
-    for p in precisions:
-        if p not in SOURCES:
-            raise DataError(f"--precision must be fp32, bf16 or both, got {precision!r}")
-    specs = [m if isinstance(m, ModelSpec) else model_spec(m) for m in models]
-    rows: list[dict[str, Any]] = []
-    for d in datasets:
-        ds = (
-            d
-            if isinstance(d, ImageSet)
-            else load_dataset(d, _need(data_root), release=release, strict_count=strict_count)
-        )
-        if not skip_bad_images:  # check the copy against the store before any work (and on a no-op rerun)
-            _store_labels(store, ds, np.arange(len(ds)))
-        compatible = [s for s in specs if s.num_classes == ds.num_classes]
-        for s in specs:
-            if s.num_classes != ds.num_classes:
+    return run_evaluation(models, datasets, EvalSettings(out=Path(out), **options), launch=launch, log=log)
+
+
+def run_evaluation(
+    models: Sequence[str | ModelSpec],
+    datasets: Sequence[str | ImageSet],
+    settings: EvalSettings,
+    *,
+    launch: Launch | None = None,
+    log: Callable[..., Any] = print,
+) -> pd.DataFrame:
+    """:func:`evaluate` with its options in one :class:`EvalSettings`: the loop of one process or of every rank.
+
+    Under a ``torchrun`` launch (``launch.world_size`` > 1) every rank runs this; the images of each test set are
+    sharded across the ranks and rank 0 writes what a single process writes: the same records, predictions,
+    labels and accuracy rows (the records' meta differ only in what measures the run, ``wall_s``,
+    ``images_per_s``, ``decode_s_shared``, ``device``, and carry ``world_size`` and ``sharding``). A failure on
+    any rank is raised on every rank (a :class:`~generalization.files.DataError` for bad input, else a
+    :class:`~generalization.evaluator.communication.DistributedError`).
+    """
+    keep_freed_memory(settings.keep_freed_memory)  # activations (and decode buffers) are allocated afresh per batch
+    with open_world(launch, settings.device) as world:
+        run = _Run(world, settings, log if world.rank == 0 else _silent)
+        if world.world > 1:
+            threads = f" with {torch.get_num_threads()} threads" if world.device.type == "cpu" else ""
+            run.say(f"distributed evaluation: {world.world} ranks, rank 0 on {world.device}{threads}")
+        specs = world.run(lambda: [m if isinstance(m, ModelSpec) else model_spec(m) for m in models], "model lookup")
+        for index, d in enumerate(datasets):
+            run.test_set(index, d, specs)
+        world.run(_silent, "the final barrier")
+    return pd.DataFrame(run.rows if world.rank == 0 else [])
+
+
+def _silent(*args, **kwargs) -> None:
+    return None
+
+
+class _Run:
+    """One evaluation's loop state: the world, the settings, the store (written by rank 0 only), the rows."""
+
+    def __init__(self, world: World, settings: EvalSettings, say: Callable[..., Any]) -> None:
+        self.world, self.settings, self.say = world, settings, say
+        self.store = PredictionStore(settings.out)
+        self.rows: list[dict[str, Any]] = []
+
+    def _load(self, d: str | ImageSet) -> ImageSet:
+        if isinstance(d, ImageSet):
+            return d
+        s = self.settings
+        if s.data_root is None:
+            raise DataError("--data-root is required to load a test set by name")
+        with warnings.catch_warnings():
+            if self.world.rank != 0:  # warn once, on rank 0
+                warnings.simplefilter("ignore")
+            return load_dataset(d, s.data_root, release=s.release, strict_count=s.strict_count)
+
+    def _plan(self, ds: ImageSet, specs: list[ModelSpec]) -> list[tuple[int, str]]:
+        """The pairs still to do (rank 0, which alone reads the store)."""
+        if not self.settings.skip_bad_images:  # check the copy against the store before any work (and on a no-op rerun)
+            _store_labels(self.store, ds, np.arange(len(ds)))
+        return [
+            (i, p)
+            for i, s in enumerate(specs)
+            for p in self.settings.precisions
+            if self.settings.overwrite or not self.store.has(SOURCES[p], s.name, ds.name)
+        ]
+
+    def test_set(self, index: int, d: str | ImageSet, specs: list[ModelSpec]) -> None:
+        world, s = self.world, self.settings
+        ds = world.run(self._load, f"loading {d}", d)
+        for spec in specs:
+            if spec.num_classes != ds.num_classes:
                 raise DataError(
-                    f"{s.name} predicts {s.num_classes} classes but {ds.name} has {ds.num_classes}; "
+                    f"{spec.name} predicts {spec.num_classes} classes but {ds.name} has {ds.num_classes}; "
                     "evaluate it on a test set with its label space"
                 )
-        pending = [
-            (s, p)
-            for s in compatible
-            for p in precisions
-            if overwrite or not store.has(SOURCES[p], s.name, ds.name)
-        ]
-        rows += [
-            skipped_row(store, p, s.name, ds.name)
-            for s in compatible
-            for p in precisions
-            if (s, p) not in pending
-        ]
+        pending = world.run(self._plan, f"planning {ds.name}", ds, specs, root_only=True)
+        pending = world.broadcast(pending, f"planning {ds.name}")
+        if world.rank == 0:
+            self.rows += [
+                skipped_row(self.store, p, spec.name, ds.name)
+                for i, spec in enumerate(specs)
+                for p in s.precisions
+                if (i, p) not in pending
+            ]
         if not pending:
-            log(f"{ds.name}: all {len(compatible) * len(precisions)} pairs already in {out}; nothing to do")
-            continue
-        groups = group_by_decode(pending)
-        # every image is decoded once; each group gets its own resized/cropped uint8 copy
-        decoded_all = decode_groups(
-            ds,
-            [m[0][0].preprocess for m in groups.values()],
-            device=dev,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            decode_threads=decode_threads,
-            skip_bad=skip_bad_images,
-            max_memory_bytes=max_memory_bytes,
-            cache_dir=Path(out) / ".cache",
-            progress=progress,
-        )
-        first = next(iter(decoded_all.values()))
-        flags = list(ds.flags)
-        if first.bad:
-            flags.append(f"{len(first.bad)} unreadable image(s) skipped")
-            log(f"{ds.name}: skipped {len(first.bad)} unreadable image(s), e.g. {first.bad[0]}")
-        if skip_bad_images:
-            _store_labels(store, ds, first.keep)
-        log(
-            f"{ds.name}: decoded {len(first):,} images once for {len(groups)} preprocessing(s) in "
-            f"{first.seconds:.1f} s"
+            self.say(f"{ds.name}: all {len(specs) * len(s.precisions)} pairs already in {s.out}; nothing to do")
+            return
+
+        groups = group_by_decode((specs[i], p) for i, p in pending)
+        lo, hi = world.shard(len(ds), s.batch_size)
+        # every image of the shard is decoded once; each group gets its own resized/cropped uint8 copy
+        decoded_all = world.run(
+            decode_groups,
+            f"decoding {ds.name}",
+            ds if (lo, hi) == (0, len(ds)) else _shard(ds, lo, hi),
+            [members[0][0].preprocess for members in groups.values()],
+            device=world.device,
+            batch_size=s.batch_size,
+            num_workers=s.num_workers,
+            decode_threads=s.decode_threads,
+            skip_bad=s.skip_bad_images,
+            max_memory_bytes=s.max_memory_bytes,
+            cache_dir=s.out / ".cache",
+            progress=s.progress if world.rank == 0 else False,
         )
         try:
-            for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
-                for s, p in members:
-                    rows.append(
-                        _run_pair(
-                            store,
-                            s,
-                            p,
-                            ds,
-                            decoded_all[key],
-                            dev,
-                            batch_size,
-                            flags,
-                            progress,
-                            log,
-                            overwrite,
+            first = next(iter(decoded_all.values()))
+            # the kept rows and the bad images of all shards, in rank (= row) order
+            shards = world.gather((lo + first.keep, first.bad, first.seconds), f"decoding {ds.name}")
+            kept = None
+            if world.rank == 0:
+                kept = _Kept(
+                    np.concatenate([sh[0] for sh in shards]).astype(np.int64),
+                    [b for sh in shards for b in sh[1]],
+                    list(ds.flags),
+                    max(sh[2] for sh in shards),
+                )
+                if kept.bad:
+                    kept.flags.append(f"{len(kept.bad)} unreadable image(s) skipped")
+                    self.say(f"{ds.name}: skipped {len(kept.bad)} unreadable image(s), e.g. {kept.bad[0]}")
+                where = f" on {world.world} ranks" if world.world > 1 else ""
+                self.say(
+                    f"{ds.name}: decoded {len(kept.rows):,} images once for {len(groups)} preprocessing(s)"
+                    f"{where} in {kept.decode_s:.1f} s" + (f" (rows {lo}..{hi - 1} on rank 0)" if where else "")
+                )
+            if s.skip_bad_images:
+                world.run(
+                    _store_labels, f"storing the labels of {ds.name}", self.store, ds, kept and kept.rows,
+                    root_only=True,
+                )  # fmt: skip
+            todo = [
+                (key, spec, p)
+                for key, members in sorted(groups.items(), key=lambda kv: str(kv[0]))
+                for spec, p in members
+            ]
+            t_start = time.perf_counter()
+            for j, (key, spec, p) in enumerate(todo):
+                row = self.pair(spec, p, ds, decoded_all[key], lo, kept, f"gen/progress/{index}/{j}")
+                if world.rank == 0:
+                    self.rows.append(row)
+                    if len(todo) > 1:
+                        eta = (time.perf_counter() - t_start) / (j + 1) * (len(todo) - j - 1)
+                        self.say(
+                            f"  {j + 1} of {len(todo)} pairs on {ds.name} done; "
+                            f"ETA {datetime.timedelta(seconds=round(eta))}"
                         )
-                    )
-                decoded_all[key].release()
+                if all(key != k for k, _, _ in todo[j + 1 :]):
+                    decoded_all[key].release()
         finally:
-            for d in decoded_all.values():
-                d.release()
-    return pd.DataFrame(rows)
+            for dd in decoded_all.values():
+                dd.release()
+
+    def pair(
+        self,
+        spec: ModelSpec,
+        precision: str,
+        ds: ImageSet,
+        decoded: DecodedImages,
+        lo: int,
+        kept: _Kept | None,
+        key: str,
+    ) -> dict[str, Any] | None:
+        """Run one model on every rank's shard; rank 0 gathers, writes and returns the accuracy row."""
+        world, dev = self.world, self.world.device
+        what = f"{spec.name} on {ds.name} [{precision}]"
+        model = world.run(lambda: spec.build().eval().to(dev, memory_format=torch.channels_last), what)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        bar = world.progress(key, len(ds), f"{spec.name} on {ds.name}", self.settings.progress)
+
+        def predict(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+            topk = predict_topk(
+                model,
+                world.batches(iter_batches(decoded, self.settings.batch_size), bar),
+                spec.preprocess,
+                len(decoded),
+                num_classes=ds.num_classes,
+                model_name=spec.name,
+                test_set=ds.name,
+                device=dev,
+                precision=precision,
+                progress=False,
+            )
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            bar.flush()
+            return lo + decoded.keep, topk
+
+        try:
+            parts = world.run(predict, what, model, gather=True)
+        finally:
+            bar.close()
+        del model
+        wall = time.perf_counter() - t0
+        row = world.run(self._write, what, spec, precision, ds, parts, kept, wall, root_only=True)
+        if world.rank == 0:
+            pub = f" (published {spec.published_top1:.2f})" if spec.published_top1 is not None else ""
+            across = f" across {world.world} ranks" if world.world > 1 else ""
+            self.say(
+                f"{what}: top-1 {row['top1']:.2f} %{pub}, {row['images_per_s']} images/s{across}"
+                + (f"  [flag: {row['flag']}]" if row["flag"] else "")
+            )
+        return row
+
+    def _write(
+        self, spec: ModelSpec, precision: str, ds: ImageSet, parts: list, kept: _Kept, wall: float
+    ) -> dict[str, Any]:
+        """Rank 0: put the gathered rows in place, check that every kept row came back, write the pair."""
+        k = max(topk.shape[1] for _, topk in parts)
+        full = np.full((len(ds), k), -1, dtype=np.int64)
+        seen = np.zeros(len(ds), dtype=bool)
+        for rows, topk in parts:
+            full[rows, : topk.shape[1]] = topk
+            seen[rows] = True
+        # never store an incomplete gather: every kept row must have come back from its rank
+        if not np.array_equal(np.flatnonzero(seen), kept.rows) or (len(kept.rows) and (full[kept.rows] < 0).any()):
+            raise DistributedError(
+                f"{spec.name} on {ds.name}: the gathered predictions are incomplete "
+                f"({int((full[kept.rows] < 0).any(axis=1).sum())} of {len(kept.rows)} kept rows missing); "
+                "nothing written"
+            )
+        s, world = self.settings, self.world
+        meta: dict[str, Any] = {
+            "wall_s": round(wall, 3),
+            "images_per_s": round(len(kept.rows) / wall, 1) if wall > 0 else None,
+            "decode_s_shared": round(kept.decode_s, 3),
+            "device": world.describe(),
+            "precision": precision,
+            "batch_size": s.batch_size,
+            "preprocessing": spec.preprocess.to_dict(),
+            "weights": spec.weights,
+            "published_top1": spec.published_top1,
+            "test_set_copy": ds.describe(),
+            "torch": torch.__version__,
+        }
+        if world.world > 1:
+            meta.update(world_size=world.world, sharding="contiguous whole batches")
+        if kept.flags:
+            meta["flag"] = "; ".join(kept.flags)
+        if kept.bad:
+            meta["skipped_images"] = kept.bad[:100]
+        with signals_held():
+            return write_result(
+                self.store,
+                model=spec.name,
+                ds=ds,
+                keep=kept.rows,
+                topk=full,
+                meta=meta,
+                precision=precision,
+                overwrite=s.overwrite,
+            )
+
+
+@dataclass
+class _Kept:
+    """What rank 0 knows of a decoded test set: the rows kept (all shards), the bad images, flags, decode time."""
+
+    rows: np.ndarray
+    bad: list[str]
+    flags: list[str]
+    decode_s: float
+
+
+def _shard(ds: ImageSet, lo: int, hi: int) -> ImageSet:
+    return dataclasses.replace(
+        ds,
+        labels=ds.labels[lo:hi],
+        image_ids=None if ds.image_ids is None else ds.image_ids[lo:hi],
+        paths=None if ds.paths is None else ds.paths[lo:hi],
+        pixels=None if ds.pixels is None else ds.pixels[lo:hi],
+        flags=list(ds.flags),
+    )
 
 
 def skipped_row(store: PredictionStore, precision: str, model: str, test_set: str) -> dict[str, Any]:
@@ -613,82 +592,6 @@ def group_by_decode(pairs: Iterable[tuple[ModelSpec, str]]) -> dict[tuple, list[
     for spec, precision in pairs:
         groups.setdefault(spec.preprocess.decode_key, []).append((spec, precision))
     return groups
-
-
-def _need(data_root):
-    if data_root is None:
-        raise DataError("--data-root is required to load a test set by name")
-    return data_root
-
-
-def _run_pair(
-    store,
-    spec: ModelSpec,
-    precision: str,
-    ds: ImageSet,
-    decoded: DecodedImages,
-    dev: torch.device,
-    batch_size: int,
-    flags: list[str],
-    progress,
-    log,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    model = spec.build().eval().to(dev, memory_format=torch.channels_last)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    t0 = time.perf_counter()
-    topk = predict_topk(
-        model,
-        iter_batches(decoded, batch_size),
-        spec.preprocess,
-        len(decoded),
-        num_classes=ds.num_classes,
-        model_name=spec.name,
-        test_set=ds.name,
-        device=dev,
-        precision=precision,
-        progress=progress,
-    )
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    wall = time.perf_counter() - t0
-    full = np.full((len(ds), topk.shape[1]), -1, dtype=np.int64)
-    full[decoded.keep] = topk
-    meta: dict[str, Any] = {
-        "wall_s": round(wall, 3),
-        "images_per_s": round(len(decoded) / wall, 1) if wall > 0 else None,
-        "decode_s_shared": round(decoded.seconds, 3),
-        "device": _device_name(dev),
-        "precision": precision,
-        "batch_size": batch_size,
-        "preprocessing": spec.preprocess.to_dict(),
-        "weights": spec.weights,
-        "published_top1": spec.published_top1,
-        "test_set_copy": ds.describe(),
-        "torch": torch.__version__,
-    }
-    if flags:
-        meta["flag"] = "; ".join(flags)
-    if decoded.bad:
-        meta["skipped_images"] = decoded.bad[:100]
-    row = write_result(
-        store,
-        model=spec.name,
-        ds=ds,
-        keep=decoded.keep,
-        topk=full,
-        meta=meta,
-        precision=precision,
-        overwrite=overwrite,
-    )
-    pub = f" (published {spec.published_top1:.2f})" if spec.published_top1 is not None else ""
-    log(
-        f"{spec.name} on {ds.name} [{precision}]: top-1 {row['top1']:.2f} %{pub}, {meta['images_per_s']} images/s"
-        + (f"  [flag: {meta['flag']}]" if flags else "")
-    )
-    del model
-    return row
 
 
 def precision_agreement(

@@ -62,7 +62,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, csv_text, load_npy
+from ..constants import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD
+from ..devices import resolve_device
+from ..files import (
+    DataError,
+    atomic_write_json,
+    atomic_write_text,
+    csv_text,
+    load_npy,
+    save_figure,
+)
 
 __all__ = [
     "METRICS",
@@ -93,9 +102,6 @@ METRICS = ("l2", "dssim", "cnn")
 DEFAULT_L2_PER_VALUE = 150.0  # RMS difference ~12 grey levels
 DEFAULT_THRESHOLDS: dict[str, float | None] = {"dssim": 0.12, "cnn": None}
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -202,14 +208,6 @@ def load_image_set(path: str | Path, size: int | None = None) -> ImageSet:
 # ---------------------------------------------------------------------------------------------- kNN
 
 
-def _torch_device(device: str | None):
-    import torch
-
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
-
-
 def knn(
     queries: np.ndarray,
     base: np.ndarray,
@@ -251,7 +249,7 @@ def knn(
     if k <= 0 or n == 0:
         return np.zeros((n, 0)), np.zeros((n, 0), dtype=np.int64)
     integer = np.issubdtype(q2.dtype, np.integer) and np.issubdtype(b2.dtype, np.integer)
-    dev = _torch_device(device)
+    dev = resolve_device(device)
     # Integer inputs: every dot product and norm is an integer, exact in float64 while below 2**53; the
     # check below keeps |key| (see the loop) under 2**53 too.
     if integer:
@@ -363,7 +361,7 @@ def ssim_index_pairs(
         )
     ia = np.asarray(ia, dtype=np.int64)
     ib = np.asarray(ib, dtype=np.int64)
-    dev = _torch_device(device)
+    dev = resolve_device(device)
     np_ = win_size * win_size
     cov_norm = np_ / (np_ - 1)
     c1 = (0.01 * data_range) ** 2
@@ -477,7 +475,7 @@ def cnn_features(
     model, w = _build_backbone(arch, weights, seed)
     if input_size is None and w is not None:
         input_size = int(w.transforms().crop_size[0])
-    dev = _torch_device(device)
+    dev = resolve_device(device)
     model = model.to(dev)
     mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=dev).view(1, 3, 1, 1)
@@ -983,10 +981,7 @@ def write_review(
                 )
     else:
         fig.text(0.5, 0.5, "no pairs to review", ha="center")
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    png_path = atomic_write_bytes(out_dir / "review.png", buf.getvalue())
+    png_path = save_figure(fig, out_dir / "review.png", dpi=110)
     return [html_path, png_path]
 
 

@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, csv_text, load_json
+from ..files import (
+    DataError,
+    atomic_write_json,
+    atomic_write_text,
+    csv_text,
+    load_json,
+    save_figure,
+)
 
 __all__ = [
     "HISTOGRAM_BINS",
@@ -825,10 +832,7 @@ def plot_audit(result: SampleResult, path: str | os.PathLike, *, max_classes: in
         if i % ncols == 0:
             a.set_ylabel("images", fontsize=7)
     fig.tight_layout()
-    buf = __import__("io").BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path, dpi=110)
 
 
 def load_pairs_json(path: str | os.PathLike) -> list:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, load_json, load_npy, restricted_pickle_load
+from ..files import DataError, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
 from ..test_sets import TEST_SETS
 from .records import PredictionStore
 
@@ -285,11 +285,8 @@ def read_cifar10_test_labels(
         path = Path(labels_npy)
         labels = load_npy(path)
     else:
-        path = Path(cifar10_root) / "cifar-10-batches-py" / "test_batch"
-        batch = restricted_pickle_load(path)
-        if not isinstance(batch, dict) or b"labels" not in batch:
-            raise DataError(f"{path}: not a CIFAR-10 batch (no b'labels' entry)")
-        labels = np.asarray(batch[b"labels"])
+        path = cifar10_test_batch(cifar10_root)
+        labels = load_cifar10_batch(path)[1]
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{path}: expected a 1-d integer array of labels, found {labels.dtype} {labels.shape}")
     if len(labels) != 10_000:

@@ -3,7 +3,6 @@ a rank killed mid-run leaves the store as it was, a rerun skips finished pairs."
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -16,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from generalization import cli
 from generalization.evaluator import runner as ev
 from generalization.evaluator.datasets import CountMismatchWarning
 from generalization.evaluator.distributed import FAIL_HOOK, shard_bounds
@@ -28,10 +26,7 @@ RUN_META = {"wall_s", "images_per_s", "decode_s_shared", "device", "world_size",
 
 
 def _entry() -> list[str]:
-    # `-m generalization evaluate` once the CLI dispatches to the distributed evaluator, else this module's entry
-    if "distributed" in inspect.getsource(cli._run_evaluate):
-        return ["-m", "generalization", "evaluate"]
-    return ["-m", "generalization.evaluator.distributed"]
+    return ["-m", "generalization", "evaluate"]  # the one CLI, in every rank
 
 
 def _torchrun(models, data_root: Path, out: Path, torch_home: Path, env: dict | None = None, nproc: int = 2):

@@ -143,3 +143,14 @@ def test_registry_listing():
     ]
     with pytest.raises(DataError, match="unknown model"):
         models.model_spec("nonsense")
+
+
+def test_each_family_resolves_the_names_it_lists():
+    """The family table is the one place: what a family lists, it resolves (without building a model)."""
+    for family in ("cifar10", "efficientnet-lite"):
+        listed = models.list_models(f"{family}/*")
+        assert listed and all(models.model_spec(n).name == n for n in listed)
+    assert models.model_spec(models.list_models("torchvision/resnet18")[0]).name == "torchvision/resnet18"
+    with pytest.raises(DataError) as e:
+        models.model_spec("nope/x")
+    assert all(f.usage in str(e.value) for f in models.FAMILIES.values())

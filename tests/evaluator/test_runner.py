@@ -308,6 +308,7 @@ def test_threaded_decode_keeps_order_and_matches_per_image_decoding(shared_data,
     order, each equal to decoding that file alone; a truncated file in the middle is skipped at its row."""
     from generalization.evaluator.datasets import ImageSet
     from generalization.evaluator.decode import decode_file
+    from generalization.evaluator.decoding import decode_groups
 
     files = sorted((shared_data / "imagenet-sample").glob("*.JPEG"))[:23]
     paths = [tmp_path / f.name for f in files]
@@ -319,9 +320,9 @@ def test_threaded_decode_keeps_order_and_matches_per_image_decoding(shared_data,
     ds = ImageSet("t", 1000, np.zeros(len(paths), dtype=np.int64), None, "files", "test", tmp_path, paths=paths)
     pres = [Preprocess(64, 73), Preprocess(48, 55, "bicubic")]
     runs = {
-        "threads": ev.decode_groups(ds, pres, batch_size=5, skip_bad=True, progress=False),
-        "one thread": ev.decode_groups(ds, pres, batch_size=5, decode_threads=1, skip_bad=True, progress=False),
-        "processes": ev.decode_groups(ds, pres, batch_size=5, num_workers=2, skip_bad=True, progress=False),
+        "threads": decode_groups(ds, pres, batch_size=5, skip_bad=True, progress=False),
+        "one thread": decode_groups(ds, pres, batch_size=5, decode_threads=1, skip_bad=True, progress=False),
+        "processes": decode_groups(ds, pres, batch_size=5, num_workers=2, skip_bad=True, progress=False),
     }
     expected_rows = [i for i in range(len(paths)) if i != 11]
     for name, got in runs.items():
@@ -332,7 +333,7 @@ def test_threaded_decode_keeps_order_and_matches_per_image_decoding(shared_data,
             want = torch.stack([decode_file(paths[i], pre) for i in expected_rows])
             assert torch.equal(d.images, want), (name, pre)
     with pytest.raises(BadImageError, match=paths[11].name):
-        ev.decode_groups(ds, pres, batch_size=5, progress=False)
+        decode_groups(ds, pres, batch_size=5, progress=False)
 
 
 def test_keep_freed_memory_is_a_glibc_setting(monkeypatch):
@@ -341,10 +342,8 @@ def test_keep_freed_memory_is_a_glibc_setting(monkeypatch):
     import sys
 
     monkeypatch.setattr(ev, "_MALLOC_TUNED", None)
-    monkeypatch.setenv("GENERALIZATION_MALLOC", "system")
-    assert ev.keep_freed_memory() is False  # asked to leave malloc alone
+    assert ev.keep_freed_memory(enabled=False) is False  # asked to leave malloc alone
     monkeypatch.setattr(ev, "_MALLOC_TUNED", None)
-    monkeypatch.delenv("GENERALIZATION_MALLOC")
     try:
         glibc = sys.platform.startswith("linux") and hasattr(ctypes.CDLL("libc.so.6"), "gnu_get_libc_version")
     except OSError:
@@ -360,7 +359,8 @@ def test_keep_freed_memory_is_a_glibc_setting(monkeypatch):
     script = (
         "import resource, torch\n"
         "from generalization.evaluator import runner as ev\n"
-        "print(ev.keep_freed_memory())\n"
+        "import os\n"
+        "print(ev.keep_freed_memory(os.environ['GENERALIZATION_MALLOC'] != 'system'))\n"
         "def cycle():\n"
         "    x = torch.empty(16 << 20).fill_(1.0); del x\n"
         "cycle()\n"
