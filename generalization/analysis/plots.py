@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..test_sets import TEST_SETS
+from ..test_sets import title_of
 from .trends import TrendFit, paired_accuracies, to_scale
 
 __all__ = ["SOURCE_STYLES", "plot_pair", "plot_pairs", "save_figure"]
@@ -77,6 +77,10 @@ def plot_pair(
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.6))
     pairs = paired_accuracies(table, original, new)
+    if pairs.empty or pairs["new"].isna().all():
+        from ..files import DataError
+
+        raise DataError(f"no model has accuracies on both {original!r} and {new!r} in this table")
     sources = sorted(set(pairs["source"]))
     spare = [s for s in sources if s not in SOURCE_STYLES]
     t = lambda v: to_scale(v, scale)  # noqa: E731
@@ -136,7 +140,7 @@ def plot_pair(
     ax.set_xlim(t(lo_lim), t(hi_lim))
     ax.set_ylim(t(lo_lim), t(hi_lim))
     _percent_ticks(ax, scale, lo_lim, hi_lim)
-    o, n = TEST_SETS[original].title, TEST_SETS[new].title
+    o, n = title_of(original), title_of(new)
     suffix = "" if scale == "linear" else f", {scale} scale"
     ax.set_xlabel(f"{o} top-1 accuracy (%{suffix})")
     ax.set_ylabel(f"{n} top-1 accuracy (%{suffix})")

@@ -17,7 +17,7 @@ from ..files import DataError, atomic_write_text
 from ..metrics import ACCURACY_COLUMNS
 from ..store import importers
 from ..store.records import PredictionStore
-from ..test_sets import TEST_SETS
+from ..test_sets import title_of
 from . import plots
 from . import trends as analysis
 
@@ -75,7 +75,7 @@ def write_results(
               "`vs trend` = new - linear-trend prediction (effective robustness).\n")  # fmt: skip
     for (o, n), g in per_model.groupby(["original_test_set", "new_test_set"], sort=False):
         g = g[g["new"].notna()]
-        md.append(f"\n## {TEST_SETS[n].title} vs {TEST_SETS[o].title}\n\n")
+        md.append(f"\n## {title_of(n)} vs {title_of(o)}\n\n")
         view = pd.DataFrame({
             "source": g["source"], "model": g["model"],
             "original": g["orig"], "original 95% CI": [f"{a:.2f}-{b:.2f}" for a, b in zip(g["orig_ci_low"], g["orig_ci_high"], strict=True)],
@@ -97,7 +97,8 @@ def write_results(
         fig = plots.plot_pairs(ref if not ref.empty else acc, fig1, fits, scale="linear")
         figures.append(plots.save_figure(fig, out / "figure1.png"))
     for o, ps in by_original.items():
-        stem = "imagenet" if o == "imagenet-val" else o.split("-")[0]
+        # built-in originals keep their short stems; a declared original is named in full (no collision)
+        stem = {"imagenet-val": "imagenet", "cifar10-test": "cifar10"}.get(o, o)
         for scale in analysis.SCALES:
             fig = plots.plot_pairs(acc, ps, fits, scale=scale)
             figures.append(plots.save_figure(fig, out / f"{stem}_{scale}.png"))

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .. import test_sets
 from ..files import DataError
 from ..metrics import ACCURACY_COLUMNS, accuracy_table_from_counts, gap_interval
-from ..test_sets import TEST_SETS
 
 __all__ = [
     "SCALES",
@@ -125,9 +125,9 @@ def from_scale(z, scale: str) -> np.ndarray:
 
 
 def test_set_pairs(table: pd.DataFrame) -> list[tuple[str, str]]:
-    """(original, new) pairs present in the table, in the registry's order."""
-    present = set(table["test_set"])
-    return [(t.original, name) for name, t in TEST_SETS.items() if t.original and name in present and t.original in present]
+    """(original, new) pairs present in the table: the built-in pairs in the registry's order, then the
+    declared ones (sampler manifests, :func:`generalization.test_sets.declare`)."""
+    return test_sets.pairs(table["test_set"])
 
 
 def paired_accuracies(table: pd.DataFrame, original: str, new: str, level: float = 0.95) -> pd.DataFrame:
