@@ -28,11 +28,17 @@ MODEL_PY = '''
 import torch
 from torch import nn
 
-def build():
-    torch.manual_seed(0)
+def build(seed=0):
+    torch.manual_seed(seed)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 6))
     return model, {"input_size": 8, "resize_size": None, "interpolation": "bilinear",
                    "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+
+def build1():
+    return build(1)
+
+def build2():
+    return build(2)
 '''
 
 
@@ -144,8 +150,8 @@ def test_analyze_pairs_a_declared_new_test_set(tmp_path, pool, capsys, monkeypat
     store = tmp_path / "store"
     args = ["evaluate", "--data-root", str(pool), "--out", str(store), "--device", "cpu", "--threads", "1",
             "--dataset", str(paths["orig_manifest"]), "--dataset", str(paths["new"])]
-    for i in range(3):  # three "models" (one file, three names: a trend needs three points)
-        args += ["--model", f"{model}:build", "--name", f"tiny{i}"]
+    for i, fn in enumerate(["build", "build1", "build2"]):  # a trend needs three models
+        args += ["--model", f"{model}:{fn}", "--name", f"tiny{i}"]
     assert main(args) == 0
     test_sets._DECLARED.clear()  # analyze must learn the pair from the store alone
     out = tmp_path / "analysis"
@@ -205,8 +211,8 @@ def test_builtin_name_with_other_contents_is_refused(tmp_path, pool, capsys):
     # ... and the evaluator refuses to read one written by hand
     pairs = [[f"{c}/{k:04d}.png", c] for c in CLASSES for k in range(4)]
     m.write_text(json.dumps({"name": "cifar10-test", "classes": CLASSES, "image_filenames": pairs}))
-    rc = main(["evaluate", "--model", "cifar10/resnet20", "--dataset", str(m), "--data-root", str(pool),
-               "--out", str(tmp_path / "s")])
+    rc = main(["evaluate", "--model", f"{_model_file(tmp_path)}:build", "--dataset", str(m), "--data-root",
+               str(pool), "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert rc == 2 and "built-in test set" in err and "12 images" in err and "Traceback" not in err
 
@@ -305,7 +311,7 @@ def test_selection_frequency_from_votes_with_file_ids(tmp_path, pool, capsys):
     np.save(tmp_path / "labels.npy", labels)
     out = tmp_path / "sf.csv"
     assert main(["selection-frequency", "--counts", str(tmp_path / "counts.npy"), "--labels",
-                 str(tmp_path / "labels.npy"), "--classes", ",".join(LABEL_SPACE), "--image-folder", str(pool),
+                 str(tmp_path / "labels.npy"), "--classes", ",".join(CLASSES), "--image-folder", str(pool),
                  "--rows", "30:", "--out", str(out)]) == 0
     t = pd.read_csv(out)
     assert len(t) == 6

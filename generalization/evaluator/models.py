@@ -281,6 +281,7 @@ def _timm_spec(name: str, pretrained: bool = True) -> ModelSpec:
 
 def _import_callable(name: str) -> Callable:
     """``module:attr`` (the working directory on the import path) or ``path/to/file.py:attr``."""
+    import importlib.util
     import os
     import sys
     from pathlib import Path
@@ -293,8 +294,6 @@ def _import_callable(name: str) -> Callable:
             path = Path(module_name)
             if not path.is_file():
                 raise DataError(f"{name}: {path} not found")
-            import importlib.util
-
             mod_name = f"_generalization_user_{abs(hash(str(path.resolve()))):x}"
             spec = importlib.util.spec_from_file_location(mod_name, path)
             module = importlib.util.module_from_spec(spec)
