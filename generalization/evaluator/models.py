@@ -294,7 +294,9 @@ def _import_callable(name: str) -> Callable:
             path = Path(module_name)
             if not path.is_file():
                 raise DataError(f"{name}: {path} not found")
-            mod_name = f"_generalization_user_{abs(hash(str(path.resolve()))):x}"
+            import hashlib
+
+            mod_name = f"_generalization_user_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
             spec = importlib.util.spec_from_file_location(mod_name, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[mod_name] = module
