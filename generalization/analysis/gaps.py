@@ -44,8 +44,9 @@ def gap_table(table: pd.DataFrame, *, variants: Mapping[str, str] | None = None,
             "original_top1": p["orig"], "n_new": p["n_new"].astype("int64"), "new_top1": p["new"],
             "gap": p["gap"], "gap_ci_low": p["gap_ci_low"], "gap_ci_high": p["gap_ci_high"],
         }))  # fmt: skip
+    rows = [r for r in rows if len(r)]
     if variants is not None:
-        missing = [v for v in variants if v not in {r["new_test_set"].iloc[0] for r in rows if len(r)}]
+        missing = [v for v in variants if v not in {r["new_test_set"].iloc[0] for r in rows}]
         if missing:
             raise DataError(f"no paired accuracies for {missing}: are they in the store, and is their "
                             "original evaluated too?")
