@@ -181,6 +181,8 @@ def test_analyze_pairs_a_declared_new_test_set(tmp_path, pool, capsys, monkeypat
         assert r.n_original == 12 and r.n_new == 15
         assert r.gap == pytest.approx(100 * o["top1_correct"] / 12 - 100 * n["top1_correct"] / 15, abs=1e-3)
         assert r.gap_ci_low <= r.gap <= r.gap_ci_high
+    assert main(["gaps", "--store", str(store), "--variant", "nosuch=x", "--out", str(tmp_path / "g2.csv")]) == 2
+    assert "no paired accuracies for ['nosuch']" in capsys.readouterr().err
     # analyze --accuracies alone still pairs them (test_sets.json is written beside accuracies.csv)
     test_sets._DECLARED.clear()
     assert main(["analyze", "--accuracies", str(out / "accuracies.csv"), "--out", str(tmp_path / "a2"),
