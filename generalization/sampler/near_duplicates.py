@@ -140,16 +140,46 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def load_image_set(path: str | Path, size: int | None = None) -> ImageSet:
-    """Read a folder of images or an ``.npy`` uint8 ``(N, H, W, 3)`` array.
+def _decode_files(files: list[Path], size: int | None) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    arrays = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                img = np.asarray(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise DataError(f"{f}: cannot decode image ({e})") from e
+        if size is not None:
+            img = _resize(img, size)
+        elif arrays and img.shape != arrays[0].shape:
+            raise DataError(
+                f"{f}: size {img.shape[1]}x{img.shape[0]} differs from {files[0]} "
+                f"({arrays[0].shape[1]}x{arrays[0].shape[0]}); pass a fixed size (--size)"
+            )
+        arrays.append(img)
+    return np.stack(arrays)
+
+
+TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
+
+
+def load_image_set(path: str | Path, size: int | None = None, *, image_root: str | Path | None = None) -> ImageSet:
+    """Read a folder of images, an ``.npy`` uint8 ``(N, H, W, 3)`` array, or a candidate table.
 
     Parameters
     ----------
     path
         A folder (searched recursively for image files, sorted by relative path; ids are the relative
-        POSIX paths) or an ``.npy`` file (ids are the row numbers, ``"0"``, ``"1"``, ...).
+        POSIX paths), an ``.npy`` file (ids are the row numbers, ``"0"``, ``"1"``, ...), or a table
+        (CSV/JSONL/Parquet, e.g. the sampler's candidate table) with ``image_id`` and optionally ``path``:
+        ids are the table's ``image_id`` in table order, files are ``image_root / path`` (or
+        ``image_root / image_id`` without a ``path`` column). This is how the candidate table's ids become
+        the ids of the decisions and ``exclusions.csv``.
     size
         Resize every image to ``size x size`` (bilinear). Without it all images must already share one size.
+    image_root
+        With a table: the folder its paths are relative to (default: the table's folder).
 
     Raises
     ------
@@ -157,6 +187,22 @@ def load_image_set(path: str | Path, size: int | None = None) -> ImageSet:
         Unreadable image, wrong array shape or dtype, no images, mixed sizes without ``size``.
     """
     path = Path(path)
+    if path.is_file() and path.suffix.lower() in TABLE_EXTENSIONS:
+        from .annotations import read_table
+
+        table = read_table(path)
+        if "image_id" not in table.columns:
+            raise DataError(f"{path}: lacks column 'image_id'")
+        if len(table) == 0:
+            raise DataError(f"{path}: the table lists no images")
+        root = Path(image_root) if image_root is not None else path.parent
+        rel = table["path"] if "path" in table.columns else table["image_id"]
+        files = [root / r for r in rel]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise DataError(f"{path}: {len(missing)} image file(s) not found under {root} (e.g. {missing[:3]}); "
+                            "pass the images' folder as --image-root")
+        return ImageSet([str(i) for i in table["image_id"]], _decode_files(files, size), str(path))
     if path.is_dir():
         files = sorted(
             (
@@ -170,24 +216,7 @@ def load_image_set(path: str | Path, size: int | None = None) -> ImageSet:
         )
         if not files:
             raise DataError(f"{path}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder")
-        from PIL import Image, UnidentifiedImageError
-
-        arrays = []
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    img = np.asarray(im.convert("RGB"))
-            except (UnidentifiedImageError, OSError, ValueError) as e:
-                raise DataError(f"{f}: cannot decode image ({e})") from e
-            if size is not None:
-                img = _resize(img, size)
-            elif arrays and img.shape != arrays[0].shape:
-                raise DataError(
-                    f"{f}: size {img.shape[1]}x{img.shape[0]} differs from {files[0]} "
-                    f"({arrays[0].shape[1]}x{arrays[0].shape[0]}); pass a fixed size (--size)"
-                )
-            arrays.append(img)
-        return ImageSet([f.relative_to(path).as_posix() for f in files], np.stack(arrays), str(path))
+        return ImageSet([f.relative_to(path).as_posix() for f in files], _decode_files(files, size), str(path))
     if path.suffix.lower() == ".npy":
         arr = load_npy(path)
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
@@ -202,7 +231,29 @@ def load_image_set(path: str | Path, size: int | None = None) -> ImageSet:
         return ImageSet([str(i) for i in range(len(arr))], np.ascontiguousarray(arr), str(path))
     if not path.exists():
         raise DataError(f"{path}: not found")
-    raise DataError(f"{path}: expected a folder of images or an .npy file")
+    raise DataError(f"{path}: expected a folder of images, an .npy file or a table ({', '.join(TABLE_EXTENSIONS)})")
+
+
+#: the paper's protocol: pixel L2 and DSSIM always; CNN features too when their weights are at hand
+PAPER_METRICS = ("l2", "dssim")
+
+
+def default_metrics(cnn_arch: str = "resnet18", cnn_weights: str = "DEFAULT") -> list[str]:
+    """The paper's near-duplicate protocol: ``l2`` and ``dssim``, plus ``cnn`` when the backbone's weights
+    are already in ``$TORCH_HOME/hub/checkpoints`` (or are ``random``); nothing is downloaded to decide."""
+    metrics = list(PAPER_METRICS)
+    if cnn_weights == "random":
+        return metrics + ["cnn"]
+    try:
+        import torch
+        import torchvision
+
+        enum = torchvision.models.get_model_weights(cnn_arch)
+        w = enum.DEFAULT if cnn_weights == "DEFAULT" else enum[cnn_weights]
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
+    except (ValueError, KeyError, AttributeError):
+        return metrics
+    return metrics + ["cnn"] if cached.is_file() else metrics
 
 
 # ---------------------------------------------------------------------------------------------- kNN
@@ -1001,7 +1052,7 @@ def run_near_duplicates(
     candidates: str | Path,
     out_dir: str | Path,
     *,
-    metrics: Sequence[str] = ("l2",),
+    metrics: Sequence[str] | None = None,
     thresholds: Mapping[str, float] | None = None,
     k: int = 5,
     shortlist: int = 10,
@@ -1012,12 +1063,18 @@ def run_near_duplicates(
     cnn_input_size: int | None = None,
     seed: int = 0,
     review_n: int = 24,
+    image_root: str | Path | None = None,
 ) -> list[Path]:
     """Load both sets, detect near-duplicates, write ``decisions.csv``, ``links.csv``, ``neighbors.csv``,
     ``summary.json``, ``exclusions.csv`` (excluded ids with reason ``near_duplicate``, for the samplers),
-    ``review.html`` and ``review.png`` into ``out_dir``; returns the paths written."""
-    orig = load_image_set(original, size)
-    cand = load_image_set(candidates, size)
+    ``review.html`` and ``review.png`` into ``out_dir``; returns the paths written.
+
+    ``metrics`` None: the paper's protocol (:func:`default_metrics`). ``image_root``: the folder that
+    table inputs' paths are relative to (see :func:`load_image_set`)."""
+    if metrics is None:
+        metrics = default_metrics(cnn_arch, cnn_weights)
+    orig = load_image_set(original, size, image_root=image_root)
+    cand = load_image_set(candidates, size, image_root=image_root)
     result = detect_near_duplicates(
         cand,
         orig,
