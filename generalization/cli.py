@@ -494,9 +494,6 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
                    help="judge only workers with this many control answers")
     p.add_argument("--counts", type=Path, help="instead of annotations: an N x C vote-count .npy (CIFAR-10H style)")
     p.add_argument("--labels", type=Path, help="with --counts: the N labels (.npy)")
-    p.add_argument("--out", type=out_file, required=True, help="CSV to write; problems and worker quality go beside it")
-
-
     p.add_argument("--classes", help="with --counts: class names in label order (comma-separated, a .json list or a "
                    "text file, one per line); the class column then holds names (default: label indices)")
     p.add_argument("--image-folder", type=Path, help="with --counts and --classes: images laid out as "
@@ -504,7 +501,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
                    "<class>/<file>, the id near-duplicates and evaluate use (default: row numbers)")
     p.add_argument("--rows", metavar="START:STOP", help="with --counts: keep only these rows, e.g. 1000: "
                    "(default: all)")
-    p.add_argument("--out", type=Path, required=True, help="CSV to write; problems and worker quality go beside it")
+    p.add_argument("--out", type=out_file, required=True, help="CSV to write; problems and worker quality go beside it")
     p.set_defaults(func=_run_selection_frequency)
 
     p = sub.add_parser("tasks", help="48-image labeling tasks: MTurk batch CSV, template and standalone pages")
@@ -549,10 +546,6 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--no-shuffle", action="store_true", help="keep classes sorted instead of shuffling")
         q.add_argument("--no-figure", action="store_true", help="skip the audit figure")
         q.add_argument("--out", type=out_dir, required=True, help="folder for manifest.json and the reports")
-
-
-        q.add_argument("--no-figure", action="store_true")
-        q.add_argument("--out", type=Path, required=True, help="folder for manifest.json and the reports")
         q.add_argument("--name", help="the new test set's name (manifest 'name'; evaluate and analyze use it; "
                        "default: the manifest file's name)")
         q.add_argument("--replicates", metavar="TEST_SET", help="the test set this one replicates (manifest "
@@ -615,10 +608,6 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
     if args.counts is not None:
         if args.labels is None:
             raise DataError("--counts needs --labels")
-        table = an.selection_frequencies_from_counts(load_npy(args.counts), load_npy(args.labels))
-        atomic_write_text(out, csv_text(table))
-
-
         from .sampler import manifests
 
         counts, labels = load_npy(args.counts), load_npy(args.labels)
@@ -634,7 +623,7 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
                 raise DataError(f"--classes names {len(classes)} classes, {args.counts} has {counts.shape[1]}")
             table["class"] = [classes[int(c)] for c in table["class"]]
         table = table.iloc[manifests.parse_rows(args.rows, len(table))].reset_index(drop=True)
-        atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(out, csv_text(table))
         print(f"{out}: {len(table)} images, median selection frequency {table['selection_frequency'].median():.3f}")
         return 0
     if args.annotations is None:
