@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from generalization.analysis import explorer
-from generalization.analysis import trends
+from generalization.analysis import explorer, trends
 from generalization.metrics import accuracy_table_from_counts
 
 TIMM_PAIRS = [("imagenet-val", "imagenetv2-matched-frequency"), ("imagenet-val", "imagenet-real"),

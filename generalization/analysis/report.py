@@ -18,7 +18,7 @@ from ..metrics import ACCURACY_COLUMNS
 from ..store import importers
 from ..store.records import PredictionStore
 from ..test_sets import TEST_SETS
-from . import plots
+from . import explorer, plots
 from . import trends as analysis
 
 __all__ = ["write_results", "reproduce", "FIGURE1_PAIRS"]
@@ -49,9 +49,11 @@ def write_results(
     n_bootstrap: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    html: bool = False,
 ) -> list[Path]:
     """Write ``accuracies.csv``, ``fits.csv``, ``per_model.csv/.md``, ``rank_agreement.csv``, figures
-    and ``REPORT.md`` for every pair of test sets in ``table``. Returns the paths written."""
+    and ``REPORT.md`` for every pair of test sets in ``table`` (and, with ``html``, the interactive
+    ``explorer.html``). Returns the paths written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if table.empty:
@@ -104,6 +106,8 @@ def write_results(
     written += figures
 
     written.append(atomic_write_text(out / "REPORT.md", _report(acc, fits_df, per_model, ranks, figures, out)))
+    if html:
+        written.append(explorer.write_explorer(acc, per_model, fits_df, out / "explorer.html", "REPORT.md", trend_fits=fits))
     return written
 
 
@@ -184,7 +188,7 @@ def reproduce(
         if not acc_path.exists():
             raise DataError(f"{acc_path}: no release given and no accuracies.csv to rebuild from "
                             "(pass --imagenetv2-release / --cifar101-release, see README)")  # fmt: skip
-        return write_results(analysis.read_accuracies(acc_path), out, n_bootstrap=n_bootstrap, seed=seed)
+        return write_results(analysis.read_accuracies(acc_path), out, n_bootstrap=n_bootstrap, seed=seed, html=True)
 
     with tempfile.TemporaryDirectory(prefix="generalization-store-") as tmp:
         st = PredictionStore(store if store is not None else tmp)
@@ -202,4 +206,4 @@ def reproduce(
             print(importers.import_timm(paths[0], paths[1], st).summary())
         if testbed_results is not None:
             print(importers.import_testbed(testbed_results, st).summary())
-        return write_results(st.accuracy_table(), out, n_bootstrap=n_bootstrap, seed=seed)
+        return write_results(st.accuracy_table(), out, n_bootstrap=n_bootstrap, seed=seed, html=True)

@@ -51,8 +51,9 @@
   const TICKS = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9];
 
   // ------------------------------------------------------------------------------------- helpers
+  // for plotly's labels, which read a little HTML: numeric entities for quotes (plotly decodes no &quot;)
   const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+    .replace(/"/g, "&#34;").replace(/'/g, "&#39;");
   const fmt = (v, d) => (v === null || v === undefined || Number.isNaN(v)) ? "" : v.toFixed(d);
   const ci = (v, lo, hi, d) => v === null || v === undefined ? "" :
     fmt(v, d) + (lo === null || lo === undefined ? "" : " [" + fmt(lo, 2) + ", " + fmt(hi, 2) + "]");
