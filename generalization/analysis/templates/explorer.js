@@ -70,8 +70,9 @@
   // ------------------------------------------------------------------------------------- state
   const S = {
     pair: 0, scale: "linear", sources: new Set(D.sources), types: new Set(D.types.concat([""])),
-    lo: 0, hi: 100, query: "", sort: {key: "orig", dir: -1},
+    lo: 0, hi: 100, query: "", sort: {key: "orig", dir: -1}, bars: null,
   };
+  const BARS = 600;
   const cache = new Map();
 
   function rowsOf(pi) {
@@ -110,13 +111,13 @@
     if (r.flags) lines.push("flags: " + esc(r.flags));
     return lines.join("<br>");
   }
-  // the points of one group, and their intervals drawn as one path (a path per error bar would be slow)
-  function pointTraces(rows, name, marker, sc, predicted) {
+  // the points of one group and, with `bars`, their 95 % intervals as line segments (one trace per group)
+  function pointTraces(rows, name, marker, sc, predicted, bars) {
     const X = rows.map((r) => tr(r.orig, sc, r.no));
     const Y = rows.map((r) => predicted ? tr(r.p, sc, r.nn) : tr(r.nw, sc, r.nn));
     const col = marker.line ? marker.line.color : marker.color;
     const bx = [], by = [];
-    rows.forEach((r, i) => {
+    if (bars) rows.forEach((r, i) => {
       const ylo = predicted ? tr(r.pl, sc, r.nn) : tr(r.nlo, sc, r.nn);
       const yhi = predicted ? tr(r.ph, sc, r.nn) : tr(r.nhi, sc, r.nn);
       if (r.olo !== null) bx.push(tr(r.olo, sc, r.no), tr(r.ohi, sc, r.no), null), by.push(Y[i], Y[i], null);
@@ -174,22 +175,25 @@
     const ylo = Math.min(...ys, xlo) - pad, yhi = Math.max(...ys, ...xs) + pad;
     out.push({type: "scatter", mode: "lines", name: "y = x", line: {color: "#888", width: 1, dash: "dot"},
       x: [lo - pad, hi + pad], y: [lo - pad, hi + pad], hoverinfo: "skip"});
+    // drawing a thousand interval bars takes longer than everything else: by default only up to BARS points
+    const bars = S.bars === null ? vis.length <= BARS : S.bars;
+    byId("show-intervals").checked = bars;
     // points: coloured by model type when the table has types, otherwise by source
     const byType = D.types.length > 0, groups = byType ? D.types.concat([""]) : D.sources;
     groups.forEach((g, k) => {
       const rs = vis.filter((r) => (byType ? r.type : r.source) === g && r.nw !== null && !r.flagged);
       if (rs.length) {
-        out.push(...pointTraces(rs, esc(g || "type unknown"), {color: COLORS[k % COLORS.length], size: 7, opacity: 0.85}, sc, false));
+        out.push(...pointTraces(rs, esc(g || "type unknown"), {color: COLORS[k % COLORS.length], size: 7, opacity: 0.85}, sc, false, bars));
       }
     });
     const pred = vis.filter((r) => r.nw === null && r.p !== null && !r.flagged);
     if (pred.length) {
       out.push(...pointTraces(pred, "predicted (no new accuracy)",
-        {color: "rgba(0,0,0,0)", size: 7, line: {color: "#ff7f0e", width: 1.4}}, sc, true));
+        {color: "rgba(0,0,0,0)", size: 7, line: {color: "#ff7f0e", width: 1.4}}, sc, true, bars));
     }
     const flagged = vis.filter((r) => r.flagged && r.nw !== null);
     if (flagged.length) {
-      out.push(...pointTraces(flagged, "flagged (not fitted)", {color: "#999", symbol: "x", size: 8}, sc, false));
+      out.push(...pointTraces(flagged, "flagged (not fitted)", {color: "#999", symbol: "x", size: 8}, sc, false, bars));
     }
     // the searched models, drawn on top whatever the filters
     const hits = rows.filter((r) => matches(r) && (r.nw !== null || r.p !== null));
@@ -206,7 +210,7 @@
       title: {text: esc(P.title) + " (top-1)", font: {size: 15}},
       xaxis: axis(P.original_title + " top-1 accuracy (%)", sc, xlo, xhi),
       yaxis: axis(P.new_title + " top-1 accuracy (%)", sc, ylo, yhi),
-      legend: {orientation: "v", x: 1.0, xanchor: "right", y: 0.02, yanchor: "bottom", bgcolor: "rgba(255,255,255,0.8)"},
+      legend: {x: 1.01, xanchor: "left", y: 1, yanchor: "top", font: {size: 12}},
     };
     return {data: out, layout, nVisible: vis.length, nAll: rows.length};
   }
@@ -329,7 +333,9 @@
     if (!D.pairs.length) { byId("plot-note").textContent = "No test-set pair to show."; return Promise.resolve(); }
     const t = traces();
     byId("plot-note").textContent = t.nVisible + " of " + t.nAll + " models pass the filters. " +
-      "Error bars: 95 % Clopper-Pearson intervals of both accuracies. Hover a point for its numbers.";
+      (byId("show-intervals").checked ? "Bars: 95 % Clopper-Pearson intervals of both accuracies (of the prediction " +
+      "for hollow points). " : "Intervals not drawn (tick \u201c95 % intervals\u201d); ") +
+      "Hover a point for its numbers and intervals.";
     summary(); renderSearch();
     TIMES.traces = TIMES.traces || performance.now();
     const plotted = drawn ? Plotly.react(gd, t.data, t.layout) : Plotly.newPlot(gd, t.data, t.layout,
@@ -375,6 +381,7 @@
     const lo = parseFloat(byId("acc-min").value), hi = parseFloat(byId("acc-max").value);
     S.lo = Number.isFinite(lo) ? lo : 0; S.hi = Number.isFinite(hi) ? hi : 100; render();
   };
+  byId("show-intervals").addEventListener("change", (e) => { S.bars = e.target.checked; render(); });
   byId("acc-min").addEventListener("input", range);
   byId("acc-max").addEventListener("input", range);
   byId("search").addEventListener("input", (e) => { S.query = e.target.value.trim().toLowerCase(); render(); });
