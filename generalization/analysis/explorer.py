@@ -80,6 +80,13 @@ def _strings(values: pd.Series) -> np.ndarray:
     return values.astype(object).where(values.notna(), "").astype(str).to_numpy(dtype=object)
 
 
+def _truthy(v) -> bool:
+    """A flag cell: a bool, a number, or text as a CSV gives it back ("True", "false", "1", "")."""
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1", "yes")
+    return not pd.isna(v) and bool(v)
+
+
 def _deltas(index: list[int]) -> list[int | None]:
     """Row indices as differences from the previous present one (small numbers); -1 (absent) -> null."""
     out, prev = [], 0
@@ -206,7 +213,7 @@ def explorer_data(
                for col, _, _ in _PER_MODEL_COLUMNS if col in pm}  # fmt: skip
     extrapolated = None
     if "extrapolated" in pm:
-        extrapolated = np.array([1 if (not pd.isna(v) and bool(v)) else 0 for v in pm["extrapolated"]])
+        extrapolated = np.array([int(_truthy(v)) for v in pm["extrapolated"]])
     by_pair: dict[tuple[str, str], list[int]] = {}
     for i, key in enumerate(zip(p_orig, p_new, strict=True)):
         by_pair.setdefault(key, []).append(i)

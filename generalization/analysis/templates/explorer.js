@@ -385,8 +385,11 @@
   byId("acc-min").addEventListener("input", range);
   byId("acc-max").addEventListener("input", range);
   byId("search").addEventListener("input", (e) => { S.query = e.target.value.trim().toLowerCase(); render(); });
-  const dl = byId("model-names");
-  dl.replaceChildren(...D.names.map((n) => el("option", {value: n})));
+  // the name list for the search box's suggestions, made when first needed
+  byId("search").addEventListener("focus", () => {
+    const dl = byId("model-names");
+    if (!dl.childElementCount) dl.replaceChildren(...D.names.map((n) => el("option", {value: n})));
+  });
 
   renderHead();
   render().then(() => {
