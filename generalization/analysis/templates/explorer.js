@@ -284,6 +284,9 @@
     }
     const found = [];
     D.names.forEach((n, m) => { if (n.toLowerCase().includes(S.query)) found.push(m); });
+    // the exact name first, then names starting with the query: a short name is never lost among longer ones
+    const rank = (m) => (D.names[m].toLowerCase() === S.query ? 0 : D.names[m].toLowerCase().startsWith(S.query) ? 1 : 2);
+    found.sort((x, y) => rank(x) - rank(y) || x - y);
     const head = el("div", {}, found.length ? found.length + " model" + (found.length > 1 ? "s" : "") +
       " match; everywhere they were measured:" : "No model name contains \u201c" + S.query + "\u201d.");
     const list = el("ul");
@@ -382,9 +385,12 @@
     S.lo = Number.isFinite(lo) ? lo : 0; S.hi = Number.isFinite(hi) ? hi : 100; render();
   };
   byId("show-intervals").addEventListener("change", (e) => { S.bars = e.target.checked; render(); });
-  byId("acc-min").addEventListener("input", range);
-  byId("acc-max").addEventListener("input", range);
-  byId("search").addEventListener("input", (e) => { S.query = e.target.value.trim().toLowerCase(); render(); });
+  // typing redraws once it pauses (a redraw of a thousand points takes a moment)
+  let typing = null;
+  const later = (f) => { clearTimeout(typing); typing = setTimeout(f, 120); };
+  byId("acc-min").addEventListener("input", () => later(range));
+  byId("acc-max").addEventListener("input", () => later(range));
+  byId("search").addEventListener("input", (e) => later(() => { S.query = e.target.value.trim().toLowerCase(); render(); }));
   // the name list for the search box's suggestions, made when first needed
   byId("search").addEventListener("focus", () => {
     const dl = byId("model-names");
