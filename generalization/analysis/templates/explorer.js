@@ -106,7 +106,7 @@
     const lines = ["<b>" + esc(r.name) + "</b>", "source: " + esc(r.source) + (r.type ? ", type: " + esc(r.type) : ""),
       "original: " + esc(ci(r.orig, r.olo, r.ohi, 2)) + " %"];
     if (r.nw !== null) lines.push("new: " + esc(ci(r.nw, r.nlo, r.nhi, 2)) + " %", "gap: " + esc(ci(r.gap, r.gl, r.gh, 2)));
-    if (r.er !== null) lines.push("effective robustness: " + esc(signed(r.er)));
+    if (r.er !== null) lines.push("effective robustness: " + esc(signed(r.er)) + " points");
     if (r.p !== null) lines.push("predicted: " + esc(ci(r.p, r.pl, r.ph, 2)) + " %");
     if (r.flags) lines.push("flags: " + esc(r.flags));
     return lines.join("<br>");
