@@ -19,7 +19,8 @@ shown when present and left out when not):
 ``per_model``
     one row per (original, new, source, model): ``original_test_set, new_test_set, source, model``; optional
     ``gap_ci_low, gap_ci_high, effective_robustness, predicted_new, predicted_new_low, predicted_new_high,
-    extrapolated, flag, model_type``. Accuracies are taken from ``accuracies`` (every row must be there).
+    extrapolated, prediction_scale, prediction_model_set, model_type``. Accuracies are taken from
+    ``accuracies`` (every row must be there).
 ``fits``
     one row per (original, new, scale[, model set]): ``original, new, scale, slope, intercept``; optional
     ``n_models, r, slope_ci_low, slope_ci_high, fit_sources, model_set, band_level``.
@@ -214,6 +215,8 @@ def explorer_data(
     extrapolated = None
     if "extrapolated" in pm:
         extrapolated = np.array([int(_truthy(v)) for v in pm["extrapolated"]])
+    pred_scale = _strings(pm["prediction_scale"]) if "prediction_scale" in pm else None
+    pred_set = _strings(pm["prediction_model_set"]) if "prediction_model_set" in pm else None
     by_pair: dict[tuple[str, str], list[int]] = {}
     for i, key in enumerate(zip(p_orig, p_new, strict=True)):
         by_pair.setdefault(key, []).append(i)
@@ -243,13 +246,22 @@ def explorer_data(
                 tf = None  # a band of another fit (e.g. another model set) is not this line's band
             pair_fits.setdefault(scale, []).append(_fit_entry(frow, top1[a], tf))
         has_pi = "pl" in rows and "ph" in rows
+        label = None
+        if has_pi:
+            # per_model.csv's predicted_new_low/high are a prediction interval once it has `extrapolated`
+            label = "95 % prediction interval" if extrapolated is not None else "predicted_new interval"
+            how = []
+            for text, what in ((pred_scale, "trend"), (pred_set, "models")):
+                values = sorted(set(text[idx]) - {""}) if text is not None else []
+                if values:
+                    how.append(f"{'/'.join(values)} {what}")
+            if how:
+                label += " (" + ", ".join(how) + ")"
         data["pairs"].append({
             "original": original, "new": new, "title": f"{_title(new)} vs {_title(original)}",
             "original_title": _title(original), "new_title": _title(new),
             "fits": pair_fits, "rows": rows,
-            # per_model.csv's predicted_new_low/high are a prediction interval once it has `extrapolated`
-            "prediction_label": ("95 % prediction interval" if extrapolated is not None else "predicted_new interval")
-            if has_pi else None,
+            "prediction_label": label,
         })  # fmt: skip
     return data
 

@@ -177,11 +177,12 @@ def test_optional_columns_may_be_missing(tmp_path):
     # an `extrapolated` column read back from a CSV is text; it marks the interval as a prediction interval
     pm = per_model.copy()
     pm["extrapolated"] = np.where(pm["orig"] < 50, "True", "False")
+    pm["prediction_scale"], pm["prediction_model_set"] = "probit", "paper"
     data = _embedded(explorer.write_explorer(acc, pm, fits_df, tmp_path / "f.html").read_text(encoding="utf-8"))
     _, pairs = _decode(data)
     expect = pm[(pm["original_test_set"] == PAIR[0]) & (pm["new_test_set"] == PAIR[1])].sort_values(["source", "model"])
     assert pairs[0]["x"].tolist() == (expect["orig"] < 50).astype(int).tolist() and (pairs[0]["x"] == 1).any()
-    assert data["pairs"][0]["prediction_label"] == "95 % prediction interval"
+    assert data["pairs"][0]["prediction_label"] == "95 % prediction interval (probit trend, paper models)"
 
 
 def test_analyze_html_flag_asks_for_the_explorer(monkeypatch, tmp_path):
