@@ -170,6 +170,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--votes", type=Path, help="an N x C vote-count .npy (CIFAR-10H style) for --votes-test-set: "
                    "also write accuracy by selection-frequency bin to OUT/selection-frequency (needs --store)")
     p.add_argument("--votes-test-set", default="cifar10-test", help="the test set the votes belong to")
+    p.add_argument("--html", action="store_true",
+                   help="also write OUT/explorer.html, an interactive explorer in one self-contained file")
     p.set_defaults(func=_run_analyze)
 
 
@@ -198,7 +200,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
     if getattr(args, "votes", None) is not None and not args.store:
         raise DataError("--votes needs --store (per-image predictions), not --accuracies")
     written = report.write_results(table, args.out, n_bootstrap=args.n_bootstrap, seed=args.seed,
-                                   model_set=args.fit_models)
+                                   model_set=args.fit_models, html=args.html)
     if getattr(args, "votes", None) is not None:
         from .analysis import selection_frequency as sf
 

@@ -19,7 +19,7 @@ from ..metrics import ACCURACY_COLUMNS
 from ..store import importers
 from ..store.records import PredictionStore
 from ..test_sets import original_of, title_of
-from . import plots
+from . import explorer, plots
 from . import trends as analysis
 
 __all__ = ["write_results", "reproduce", "FIGURE1_PAIRS", "PAPER", "PAPER_BOOTSTRAP"]
@@ -78,21 +78,23 @@ def write_results(
     seed: int = 0,
     level: float = 0.95,
     model_set: str | analysis.ModelSet | list[str] | None = "paper",
+    html: bool = False,
 ) -> list[Path]:
     """Write ``accuracies.csv``, ``fits.csv``, ``per_model.csv/.md``, ``rank_agreement.csv``, figures
     and ``REPORT.md`` for every pair of test sets in ``table``; trends are fitted over ``model_set``
-    (see :func:`generalization.analysis.trends.get_model_set`). Returns the paths written."""
+    (see :func:`generalization.analysis.trends.get_model_set`); with ``html`` also the interactive
+    ``explorer.html``. Returns the paths written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if table.empty:
         raise DataError("no accuracy rows to analyze (is the store empty?)")
     with analysis.reuse_pairs():
         return _write_results(table, out, n_bootstrap=n_bootstrap, seed=seed, level=level,
-                              mset=analysis.get_model_set(model_set))  # fmt: skip
+                              mset=analysis.get_model_set(model_set), html=html)  # fmt: skip
 
 
 def _write_results(table: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: int, level: float,
-                   mset: analysis.ModelSet) -> list[Path]:  # fmt: skip
+                   mset: analysis.ModelSet, html: bool = False) -> list[Path]:  # fmt: skip
     written = []
     acc = table.copy()
     for col in ("flag", "repair"):
@@ -128,6 +130,8 @@ def _write_results(table: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: in
 
     text = _report(acc, fits_df, fits, per_model, ranks, figures, out, mset, n_bootstrap, level)
     written.append(atomic_write_text(out / "REPORT.md", text))
+    if html:
+        written.append(explorer.write_explorer(acc, per_model, fits_df, out / "explorer.html", "REPORT.md", trend_fits=fits))
     return written
 
 
@@ -444,7 +448,7 @@ def reproduce(
             raise DataError(f"{acc_path}: no release given and no accuracies.csv to rebuild from "
                             "(pass --imagenetv2-release / --cifar101-release, see README)")  # fmt: skip
         return write_results(analysis.read_accuracies(acc_path), out, n_bootstrap=n_bootstrap, seed=seed,
-                             model_set=model_set)
+                             model_set=model_set, html=True)
 
     with tempfile.TemporaryDirectory(prefix="generalization-store-") as tmp:
         st = PredictionStore(store if store is not None else tmp)
@@ -462,4 +466,4 @@ def reproduce(
             print(importers.import_timm(paths[0], paths[1], st).summary())
         if testbed_results is not None:
             print(importers.import_testbed(testbed_results, st).summary())
-        return write_results(st.accuracy_table(verify=True), out, n_bootstrap=n_bootstrap, seed=seed, model_set=model_set)
+        return write_results(st.accuracy_table(verify=True), out, n_bootstrap=n_bootstrap, seed=seed, model_set=model_set, html=True)
