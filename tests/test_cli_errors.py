@@ -250,7 +250,8 @@ def test_analyze_needs_a_store(capsys, tmp_path):
 # ---------------------------------------------------------------------------------- evaluate
 
 
-def test_evaluate_manifest_listing_an_image_twice(capsys, tmp_path):
+def test_evaluate_manifest_listing_an_image_twice(capsys, tmp_path, torch_home, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))  # weights are checked before the test set is read
     root = tmp_path / "imgs"
     root.mkdir()
     for i in ("a", "b"):
