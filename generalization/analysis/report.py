@@ -198,8 +198,7 @@ def reproduce(
             print(importers.import_cifar101(cifar101_release, st, cifar10_labels=cifar10_labels,
                                             cifar10_root=cifar10_root).summary())  # fmt: skip
         if timm_results:
-            paths = list(timm_results) + [None]
-            print(importers.import_timm(paths[0], paths[1], st).summary())
+            print(importers.import_timm_tables(list(timm_results), st).summary())  # every file, or a DataError
         if testbed_results is not None:
             print(importers.import_testbed(testbed_results, st).summary())
         return write_results(st.accuracy_table(), out, n_bootstrap=n_bootstrap, seed=seed)

@@ -325,6 +325,9 @@ class PredictionStore:
         return arr
 
     def accuracy_table(self) -> pd.DataFrame:
-        """One tidy row per record: counts, percentages and Clopper-Pearson 95 % intervals."""
+        """One tidy row per record (and per bulk-table row): counts, percentages, Clopper-Pearson 95 %
+        intervals, ``model_type``."""
         rows = [r.as_row() for r in self.records()]
-        return accuracy_table_from_counts(pd.DataFrame(rows))
+        from .tables import with_bulk_rows  # the bulk tables of published accuracies (tables.py)
+
+        return accuracy_table_from_counts(with_bulk_rows(self, pd.DataFrame(rows)))
