@@ -18,7 +18,7 @@ from ..metrics import ACCURACY_COLUMNS
 from ..store import importers
 from ..store.records import PredictionStore
 from ..test_sets import TEST_SETS
-from . import plots
+from . import landscape, plots
 from . import trends as analysis
 
 __all__ = ["write_results", "reproduce", "FIGURE1_PAIRS"]
@@ -103,7 +103,9 @@ def write_results(
             figures.append(plots.save_figure(fig, out / f"{stem}_{scale}.png"))
     written += figures
 
-    written.append(atomic_write_text(out / "REPORT.md", _report(acc, fits_df, per_model, ranks, figures, out)))
+    land_paths, land_md = landscape.write_landscape(acc, out, n_bootstrap=n_bootstrap, seed=seed, level=level)
+    written += land_paths
+    written.append(atomic_write_text(out / "REPORT.md", _report(acc, fits_df, per_model, ranks, figures, out) + land_md))
     return written
 
 
