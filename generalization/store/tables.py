@@ -60,9 +60,11 @@ def _read(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a generalization accuracy table (bad first line)")
     if hashlib.sha256(body).hexdigest() != line[len(_HEADER):].strip():
         raise DataError(f"{path}: content does not match its checksum (a damaged or hand-edited table)")
-    df = pd.read_csv(io.BytesIO(body), dtype={"model": str, "test_set": str, "model_type": str, "model_type_detail": str},
-                     keep_default_na=False, na_values={"top5_correct": [""]})  # fmt: skip
-    df["top5_correct"] = pd.to_numeric(df["top5_correct"]).astype("Int64")
+    # every column as text (provenance stays as written: "1.000" is not "1.0"), then the counts as integers
+    df = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+    df["n"] = df["n"].astype("int64")
+    df["top1_correct"] = df["top1_correct"].astype("int64")
+    df["top5_correct"] = pd.to_numeric(df["top5_correct"].replace("", None)).astype("Int64")
     return df
 
 
@@ -113,8 +115,9 @@ def _validate(rows: pd.DataFrame, source: str) -> pd.DataFrame:
     if dup.any():
         r = rows[dup].iloc[0]
         raise DataError(f"{source}: more than one row for ({r['model']}, {r['test_set']})")
-    rows["model_type"] = rows["model_type"].fillna("").astype(str)
-    rows["model_type_detail"] = rows["model_type_detail"].fillna("").astype(str)
+    for c in rows.columns:  # provenance and types are kept as text, exactly as they are read back
+        if c not in _VALUES:
+            rows[c] = rows[c].astype(object).where(rows[c].notna(), "").astype(str)
     return rows
 
 
@@ -201,6 +204,8 @@ def put_accuracy_rows(
         keep_old = old[(keep_old["_merge"] == "left_only").to_numpy()]
         table = pd.concat([keep_old, rows], ignore_index=True)
         cols = TABLE_COLUMNS + sorted(c for c in table.columns if c not in TABLE_COLUMNS)
+        text = [c for c in cols if c not in _VALUES]
+        table[text] = table[text].fillna("")
         table = table[cols].sort_values(["test_set", "model"], kind="stable")
         body = table.to_csv(index=False, lineterminator="\n").encode("utf-8")
         text = _HEADER + hashlib.sha256(body).hexdigest() + "\n" + body.decode("utf-8")
