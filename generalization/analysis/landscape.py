@@ -32,7 +32,7 @@ import pandas as pd
 from ..files import atomic_write_text
 from ..test_sets import CATALOG, TEST_SETS, natural_shifts
 from .plots import save_figure
-from .trends import TrendFit, fit_trend, from_scale, paired_accuracies, to_scale
+from .trends import TrendFit, fit_trend, from_scale, to_scale
 
 __all__ = ["SCALE", "ON_LINE_R2", "TYPE_STYLES", "landscape_pairs", "fit_landscape", "plot_shift", "plot_overview",
            "landscape_section", "write_landscape"]  # fmt: skip
@@ -64,11 +64,19 @@ def _title(name: str) -> str:
 
 
 def _pairs_with_types(table: pd.DataFrame, original: str, shift: str) -> pd.DataFrame:
-    p = paired_accuracies(table, original, shift)
-    p = p[p["new"].notna() & (p["flag"] == "")].copy()
-    types = table.loc[table["test_set"] == shift, ["source", "model"]].copy()
-    types["model_type"] = table.loc[table["test_set"] == shift, "model_type"].fillna("") if "model_type" in table else ""
-    return p.merge(types, on=["source", "model"], how="left").fillna({"model_type": ""})
+    """One row per (source, model) with both accuracies (same source), unflagged, with the model type."""
+    cols = ["source", "model", "n", "top1_correct", "top1"]
+    flag = table["flag"].fillna("") if "flag" in table else pd.Series("", index=table.index)
+    mtype = table["model_type"].fillna("") if "model_type" in table else pd.Series("", index=table.index)
+    t = table.assign(flag=flag, model_type=mtype)
+    a = t.loc[(t["test_set"] == original) & (t["flag"] == ""), cols]
+    b = t.loc[(t["test_set"] == shift) & (t["flag"] == ""), cols + ["model_type"]]
+    a = a.rename(columns={"n": "n_orig", "top1_correct": "correct_orig", "top1": "orig"})
+    b = b.rename(columns={"n": "n_new", "top1_correct": "correct_new", "top1": "new"})
+    p = a.merge(b, on=["source", "model"], how="inner")
+    p.insert(0, "new_test_set", shift)
+    p.insert(0, "original_test_set", original)
+    return p.sort_values(["source", "model"], kind="stable").reset_index(drop=True)
 
 
 def fit_landscape(
