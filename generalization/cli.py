@@ -105,6 +105,9 @@ def _run_analyze(args: argparse.Namespace) -> int:
     if getattr(args, "votes", None) is not None and not args.store:
         raise DataError("--votes needs --store (per-image predictions), not --accuracies")
     written = report.write_results(table, args.out, n_bootstrap=args.n_bootstrap, seed=args.seed)
+    from .analysis import export
+
+    written += export.write_exports(table, args.out, stores=args.store)  # Parquet beside the CSVs
     if getattr(args, "votes", None) is not None:
         from .analysis import selection_frequency as sf
 
