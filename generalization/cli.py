@@ -89,6 +89,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--votes", type=Path, help="an N x C vote-count .npy (CIFAR-10H style) for --votes-test-set: "
                    "also write accuracy by selection-frequency bin to OUT/selection-frequency (needs --store)")
     p.add_argument("--votes-test-set", default="cifar10-test", help="the test set the votes belong to")
+    p.add_argument("--predictions-parquet", action="store_true",
+                   help="also write OUT/predictions.parquet: every stored per-image prediction, keyed by image id")
     p.set_defaults(func=_run_analyze)
 
 
@@ -107,7 +109,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
     written = report.write_results(table, args.out, n_bootstrap=args.n_bootstrap, seed=args.seed)
     from .analysis import export
 
-    written += export.write_exports(table, args.out, stores=args.store)  # Parquet beside the CSVs
+    written += export.write_exports(table, args.out, stores=args.store, predictions=args.predictions_parquet)
     if getattr(args, "votes", None) is not None:
         from .analysis import selection_frequency as sf
 

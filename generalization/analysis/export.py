@@ -37,6 +37,13 @@ def write_accuracies_parquet(table: pd.DataFrame, path: str | os.PathLike) -> Pa
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def _const(value: str, n: int):
+    """A dictionary-encoded column holding one string n times."""
+    import pyarrow as pa
+
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
+
+
 def write_predictions_parquet(stores: list[str | os.PathLike], path: str | os.PathLike) -> Path | None:
     """Per-image predictions of every record with predictions in ``stores``; None when there are none."""
     import pyarrow as pa
@@ -46,29 +53,30 @@ def write_predictions_parquet(stores: list[str | os.PathLike], path: str | os.Pa
     tmp = path.with_name(f".{path.name}.tmp")
     writer = None
     k_max = 5
-    schema = pa.schema([("source", pa.string()), ("model", pa.string()), ("test_set", pa.string()),
+    dict_str = pa.dictionary(pa.int32(), pa.string())  # one value per record: stored once, not per image
+    schema = pa.schema([("source", dict_str), ("model", dict_str), ("test_set", dict_str),
                         ("row", pa.int32()), ("image_id", pa.string()), ("label", pa.int32()),
                         *[(f"pred_{i + 1}", pa.int32()) for i in range(k_max)],
                         ("correct_top1", pa.bool_()), ("correct_top5", pa.bool_())])  # fmt: skip
     try:
         for root in stores:
             store = PredictionStore(root)
-            labels_cache: dict[str, tuple[np.ndarray, list[str]]] = {}
+            per_test_set: dict[str, tuple[np.ndarray, pa.Array, pa.Array]] = {}
             for rec in store.records():
                 if rec.k == 0:
                     continue
                 pred = store.predictions(rec.source, rec.model, rec.test_set)
-                if rec.test_set not in labels_cache:
+                if rec.test_set not in per_test_set:
                     labels = store.labels(rec.test_set)
                     ids = store.image_ids(rec.test_set) or [str(i) for i in range(len(labels))]
-                    labels_cache[rec.test_set] = (labels, ids)
-                labels, ids = labels_cache[rec.test_set]
+                    per_test_set[rec.test_set] = (labels, pa.array(ids, pa.string()), pa.array(labels.astype(np.int32)))
+                labels, ids, label_arr = per_test_set[rec.test_set]
                 n = len(labels)
-                cols = {"source": [rec.source] * n, "model": [rec.model] * n, "test_set": [rec.test_set] * n,
-                        "row": np.arange(n, dtype=np.int32), "image_id": ids, "label": labels.astype(np.int32)}  # fmt: skip
+                cols = {"source": _const(rec.source, n), "model": _const(rec.model, n), "test_set": _const(rec.test_set, n),
+                        "row": pa.array(np.arange(n, dtype=np.int32)), "image_id": ids, "label": label_arr}  # fmt: skip
                 for i in range(k_max):
                     cols[f"pred_{i + 1}"] = pa.array(pred[:, i].astype(np.int32)) if i < pred.shape[1] else pa.nulls(n, pa.int32())
-                cols["correct_top1"] = pred[:, 0] == labels
+                cols["correct_top1"] = pa.array(pred[:, 0] == labels)
                 cols["correct_top5"] = (pa.array((pred[:, :5] == labels[:, None]).any(axis=1))
                                         if pred.shape[1] >= 5 else pa.nulls(n, pa.bool_()))  # fmt: skip
                 batch = pa.table(cols, schema=schema)
@@ -89,11 +97,14 @@ def write_predictions_parquet(stores: list[str | os.PathLike], path: str | os.Pa
         tmp.unlink(missing_ok=True)
 
 
-def write_exports(table: pd.DataFrame, out: str | os.PathLike, *, stores: list[str | os.PathLike] = ()) -> list[Path]:
-    """``OUT/accuracies.parquet`` and, when the stores hold per-image predictions, ``OUT/predictions.parquet``."""
+def write_exports(
+    table: pd.DataFrame, out: str | os.PathLike, *, stores: list[str | os.PathLike] = (), predictions: bool = False
+) -> list[Path]:
+    """``OUT/accuracies.parquet`` and, with ``predictions`` and stores holding per-image predictions,
+    ``OUT/predictions.parquet`` (millions of rows for the ImageNetV2 release: opt-in)."""
     out = Path(out)
     written = [write_accuracies_parquet(table, out / "accuracies.parquet")]
-    if stores:
+    if stores and predictions:
         p = write_predictions_parquet(list(stores), out / "predictions.parquet")
         if p is not None:
             written.append(p)

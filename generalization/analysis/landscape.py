@@ -17,7 +17,9 @@ original it is compared against (e.g. ImageNet-A with ImageNet validation on the
   how many of them lie above the baseline's band.
 
 :func:`write_landscape` writes ``landscape/`` (one figure and one CSV per shift, ``baselines.csv``,
-``effective_robustness.csv``, ``overview.png``) and returns the markdown section for REPORT.md.
+``effective_robustness.csv``, ``overview.png``) and returns the markdown section for REPORT.md. ImageNetV2's
+duplicate variants (the released JPEGs, the 1-in-8 class subsample) get their table rows but no figure of
+their own: their points and lines coincide with ImageNetV2's.
 """
 
 from __future__ import annotations
@@ -207,8 +209,8 @@ def plot_overview(baselines: pd.DataFrame, fits: dict[str, TrendFit]):
     t = lambda v: to_scale(v, SCALE)  # noqa: E731
     diag = np.linspace(20, hi, 100)
     ax.plot(t(diag), t(diag), ls="--", color="black", lw=1, label="y = x")
-    shown = baselines[baselines["slope"].notna() & ~baselines["shift"].str.endswith("-as-released")
-                      & ~baselines["shift"].str.contains("subsampled")].sort_values("baseline_at_75", ascending=False)  # fmt: skip
+    shown = baselines[baselines["slope"].notna() & ~baselines["shift"].map(_duplicate_variant)]
+    shown = shown.sort_values("baseline_at_75", ascending=False)
     colors = plt.get_cmap("tab10").colors
     styles = ["-", "--", "-.", ":"]
     for i, r in enumerate(shown.itertuples()):
@@ -284,6 +286,11 @@ def landscape_section(baselines: pd.DataFrame, per_model: pd.DataFrame, figures:
     return "\n".join(L) + "\n"
 
 
+def _duplicate_variant(shift: str) -> bool:
+    """ImageNetV2 re-read from the released JPEGs, or on 1 in 8 classes: same images as an ImageNetV2 set."""
+    return shift.endswith("-as-released") or "subsampled" in shift
+
+
 def _fmt(v: float) -> str:
     return "" if v is None or np.isnan(v) else f"{v:+.1f}"
 
@@ -320,6 +327,8 @@ def write_landscape(
         figures.append(save_figure(plot_overview(baselines, fits), d / "overview.png"))
     for shift, g in pm.groupby("shift", sort=False):
         written.append(atomic_write_text(d / f"{_slug(shift)}.csv", g.to_csv(index=False, float_format="%.6g", lineterminator="\n")))
+        if _duplicate_variant(shift):
+            continue  # ImageNetV2 as released / on 1 in 8 classes: in the tables; its figure would repeat ImageNetV2's
         fig, ax = plt.subplots(figsize=(5.6, 5.4))
         plot_shift(per_model, shift, fits.get(shift), ax=ax)
         fig.tight_layout()

@@ -23,7 +23,8 @@ def test_parquet_accuracies_and_predictions(tmp_path):
     put_accuracy_rows(store, "timm", pd.DataFrame({"model": ["x@224"], "test_set": ["imagenet-a"], "n": [7500],
                                                    "top1_correct": [10], "model_type": ["standard"]}))  # fmt: skip
     table = store.accuracy_table()
-    paths = export.write_exports(table, tmp_path / "out", stores=[tmp_path / "s"])
+    assert [p.name for p in export.write_exports(table, tmp_path / "o1", stores=[tmp_path / "s"])] == ["accuracies.parquet"]
+    paths = export.write_exports(table, tmp_path / "out", stores=[tmp_path / "s"], predictions=True)
     assert [p.name for p in paths] == ["accuracies.parquet", "predictions.parquet"]
 
     acc = pd.read_parquet(paths[0])
