@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .files import DataError
 
-__all__ = ["MODEL_TYPES", "testbed_model_type", "timm_model_type", "read_timm_metadata"]
+__all__ = ["MODEL_TYPES", "testbed_model_type", "timm_model_type", "read_timm_metadata", "infer_model_type"]
 
 MODEL_TYPES = ("standard", "more_data", "robustness_intervention", "other")
 
@@ -90,3 +90,11 @@ def read_timm_metadata(path: str | os.PathLike) -> dict[str, str]:
             return out
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{path}: not readable ({e})") from e
+
+
+def infer_model_type(source: str, model: str) -> str:
+    """A row's model type when the table has none (e.g. an ``accuracies.csv`` without the column): timm's
+    pretrained tag for ``timm`` rows, else the testbed's type of the same model name; ``""`` if unknown."""
+    if source == "timm":
+        return timm_model_type(model)[0]
+    return testbed_model_type(model)[0]

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write_text
+from ..model_types import infer_model_type
 from ..test_sets import CATALOG, TEST_SETS, natural_shifts
 from .plots import save_figure
 from .trends import TrendFit, fit_trend, from_scale, to_scale
@@ -71,6 +72,8 @@ def _pairs_with_types(table: pd.DataFrame, original: str, shift: str) -> pd.Data
     flag = table["flag"].fillna("") if "flag" in table else pd.Series("", index=table.index)
     mtype = table["model_type"].fillna("") if "model_type" in table else pd.Series("", index=table.index)
     t = table.assign(flag=flag, model_type=mtype)
+    if "model_type" not in table:  # e.g. read from an accuracies.csv without the column: infer by name
+        t["model_type"] = [infer_model_type(s, m) for s, m in zip(t["source"], t["model"], strict=True)]
     a = t.loc[(t["test_set"] == original) & (t["flag"] == ""), cols]
     b = t.loc[(t["test_set"] == shift) & (t["flag"] == ""), cols + ["model_type"]]
     a = a.rename(columns={"n": "n_orig", "top1_correct": "correct_orig", "top1": "orig"})

@@ -72,3 +72,11 @@ def test_write_landscape_files_and_report_section(excerpt_table, tmp_path):
     only_v2 = excerpt_table[excerpt_table["test_set"].isin(["imagenet-val", "imagenetv2-matched-frequency"])]
     only_v2 = only_v2.assign(source="imagenetv2-release")
     assert landscape.write_landscape(only_v2, tmp_path / "none") == ([], "")
+
+
+def test_types_inferred_when_the_table_has_none(excerpt_table):
+    """An accuracies.csv without model_type (the committed results/): types come from the model names."""
+    b1, _, _ = landscape.fit_landscape(excerpt_table, n_bootstrap=0)
+    b2, _, _ = landscape.fit_landscape(excerpt_table.drop(columns=["model_type", "model_type_detail"]), n_bootstrap=0)
+    r1, r2 = b1.set_index("shift").loc["objectnet-1.0-beta"], b2.set_index("shift").loc["objectnet-1.0-beta"]
+    assert (r1["n_standard"], r1["slope"]) == (r2["n_standard"], r2["slope"])
