@@ -264,13 +264,24 @@ def landscape_section(baselines: pd.DataFrame, per_model: pd.DataFrame, figures:
         L.append(f"**On the line** (R² >= {ON_LINE_R2}): " + ", ".join(f"{r.title} (R² {r.r2:.2f})" for r in on.itertuples()) + ".")
     if len(off):
         L.append(f"**Not on one line** (R² < {ON_LINE_R2}): " + ", ".join(f"{r.title} (R² {r.r2:.2f})" for r in off.itertuples()) + ".")
-    above = fitted[(fitted["n_more_data"] > 0) & (fitted["er_median_more_data"] > 0)]
+    # "rises above": most more-data models lie above the band (not only a positive median)
+    md = fitted[fitted["n_more_data"] > 0]
+    above = md[(md["er_median_more_data"] > 0) & (md["n_above_band_more_data"] > md["n_more_data"] / 2)]
+    near = md[~md.index.isin(above.index)]
+
+    def few(r) -> str:
+        return ", only a few models" if r.n_more_data < 5 else ""
+
     if len(above):
-        L.append("**More data rises above the line** (median ER of models trained with more data > 0): "
-                 + ", ".join(f"{r.title} ({r.er_median_more_data:+.1f} points, {r.n_above_band_more_data} of "
-                             f"{r.n_more_data} above the band)" for r in above.sort_values("er_median_more_data",
-                                                                                            ascending=False).itertuples())
+        L.append("**Models trained with more data rise above the line** (most of them above the band): "
+                 + ", ".join(f"{r.title} (median ER {r.er_median_more_data:+.1f} points, {r.n_above_band_more_data} of "
+                             f"{r.n_more_data} above the band{few(r)})"
+                             for r in above.sort_values("er_median_more_data", ascending=False).itertuples())
                  + ".")  # fmt: skip
+    if len(near):
+        L.append("**More data stays near the line** (at most half above the band): "
+                 + ", ".join(f"{r.title} ({r.er_median_more_data:+.1f}, {r.n_above_band_more_data} of {r.n_more_data})"
+                             for r in near.itertuples()) + ".")  # fmt: skip
     none = baselines[baselines["slope"].isna()]
     if len(none):
         L.append(f"No baseline (fewer than {MIN_BASELINE_MODELS} standard models): "

@@ -64,7 +64,7 @@ def test_write_landscape_files_and_report_section(excerpt_table, tmp_path):
     assert {"baselines.csv", "effective_robustness.csv", "imagenet-r.csv", "imagenet-sketch.csv"} <= names
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
     assert "## The distribution-shift landscape" in md and "**Not on one line** (R² < 0.9)" in md
-    assert "ImageNet-R" in md and "More data rises above the line" in md
+    assert "ImageNet-R" in md and "**Models trained with more data rise above the line**" in md
     base = pd.read_csv(tmp_path / "landscape" / "baselines.csv")
     r = base.set_index("shift").loc["imagenet-r"]
     assert f"{r['r2']:.2f}" in md
