@@ -49,7 +49,7 @@ TYPE_STYLES = {
     "standard": ("tab:blue", "Standard training"),
     "more_data": ("tab:green", "Trained with more data"),
     "robustness_intervention": ("tab:brown", "Robustness intervention"),
-    "other": ("tab:purple", "Other (low-accuracy CNNs, pixel and random-feature models, distilled)"),
+    "other": ("tab:purple", "Other (low-accuracy CNNs, pixels,\nrandom features, distilled)"),
     "": ("0.6", "Type unknown"),
 }
 _MARKERS = {"testbed": "o", "timm": "s", "evaluate": "D", "imagenetv2-release": "^"}
@@ -158,7 +158,7 @@ def plot_shift(per_model: pd.DataFrame, shift: str, fit: TrendFit | None, ax=Non
     """Taori-style: shift vs original top-1 on logit axes (percent ticks), y = x, the standard-model baseline
     with its band, points coloured by model type (marker by source)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.6, 5.2))
+        _, ax = plt.subplots(figsize=(8.8, 5.2))
     p = per_model[per_model["shift"] == shift]
     original = p["original_test_set"].iloc[0]
     t = lambda v: to_scale(v, SCALE)  # noqa: E731
@@ -197,7 +197,7 @@ def plot_shift(per_model: pd.DataFrame, shift: str, fit: TrendFit | None, ax=Non
     ax.set_ylabel(f"{_title(shift)} top-1 accuracy (%, logit scale)")
     ax.set_title(f"{_title(shift)}", fontsize=11)
     ax.grid(True, color="0.9", lw=0.6)
-    ax.legend(loc="upper left", fontsize=7, frameon=True, framealpha=0.9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7.5, frameon=False)  # outside: no point hidden
     return ax
 
 
@@ -343,7 +343,7 @@ def write_landscape(
         written.append(atomic_write_text(d / f"{_slug(shift)}.csv", g.to_csv(index=False, float_format="%.6g", lineterminator="\n")))
         if _duplicate_variant(shift):
             continue  # ImageNetV2 as released / on 1 in 8 classes: in the tables; its figure would repeat ImageNetV2's
-        fig, ax = plt.subplots(figsize=(5.6, 5.4))
+        fig, ax = plt.subplots(figsize=(8.8, 5.2))
         plot_shift(per_model, shift, fits.get(shift), ax=ax)
         fig.tight_layout()
         figures.append(save_figure(fig, d / f"{_slug(shift)}.png"))
