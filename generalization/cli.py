@@ -120,16 +120,21 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--store", type=out_dir, required=True, help="the prediction store to import into (created if new)")
     q.set_defaults(func=_run_import)
 
-    q = kinds.add_parser("timm", help="timm's results-imagenet.csv (+ results-imagenetv2-matched-frequency.csv)")
-    q.add_argument("imagenet_csv", type=Path, help="timm's results-imagenet.csv")
-    q.add_argument("matched_frequency_csv", type=Path, nargs="?",
-                   help="timm's results-imagenetv2-matched-frequency.csv (optional)")
+    q = kinds.add_parser("timm", help="any of timm's result tables (results-imagenet.csv, -imagenet-a.csv, ...) "
+                         "and model_metadata-in1k.csv; the test set comes from the file name")
+    q.add_argument("files", type=Path, nargs="+", metavar="FILE", help="result tables and/or model_metadata-in1k.csv")
     q.add_argument("--store", type=out_dir, required=True, help="the prediction store to import into (created if new)")
+    q.add_argument("--overwrite", action="store_true", help="replace stored rows that differ")
     q.set_defaults(func=_run_import)
 
-    q = kinds.add_parser("testbed", help="imagenet-testbed's robustness_top1s.csv")
+    q = kinds.add_parser("testbed", help="imagenet-testbed's robustness_top1s.csv (every column by default)")
     q.add_argument("csv", type=Path, help="imagenet-testbed's robustness_top1s.csv")
     q.add_argument("--store", type=out_dir, required=True, help="the prediction store to import into (created if new)")
+    q.add_argument("--columns", action="append", default=None, metavar="COL[,COL...]",
+                   help="import only these testbed columns (evaluation settings), e.g. imagenet-a,val")
+    q.add_argument("--model-types", type=Path, default=None,
+                   help="the testbed's plotting/model_types.py (read as data) instead of the shipped copy")
+    q.add_argument("--overwrite", action="store_true", help="replace stored rows that differ")
     q.set_defaults(func=_run_import)
 
 
@@ -143,9 +148,11 @@ def _run_import(args: argparse.Namespace) -> int:
             args.release, args.store, cifar10_labels=args.cifar10_labels, cifar10_root=args.cifar10_root
         )
     elif args.kind == "timm":
-        report = importers.import_timm(args.imagenet_csv, args.matched_frequency_csv, args.store)
+        report = importers.import_timm_tables(args.files, args.store, overwrite=args.overwrite)
     else:
-        report = importers.import_testbed(args.csv, args.store)
+        cols = None if args.columns is None else [c.strip() for v in args.columns for c in v.split(",") if c.strip()]
+        report = importers.import_testbed(args.csv, args.store, columns=cols, model_types=args.model_types,
+                                          overwrite=args.overwrite)  # fmt: skip
     print(report.summary())
     return 0
 
@@ -172,6 +179,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--votes-test-set", default="cifar10-test", help="the test set the votes belong to")
     p.add_argument("--html", action="store_true",
                    help="also write OUT/explorer.html, an interactive explorer in one self-contained file")
+    p.add_argument("--predictions-parquet", action="store_true",
+                   help="also write OUT/predictions.parquet: every stored per-image prediction, keyed by image id")
     p.set_defaults(func=_run_analyze)
 
 
@@ -201,6 +210,9 @@ def _run_analyze(args: argparse.Namespace) -> int:
         raise DataError("--votes needs --store (per-image predictions), not --accuracies")
     written = report.write_results(table, args.out, n_bootstrap=args.n_bootstrap, seed=args.seed,
                                    model_set=args.fit_models, html=args.html)
+    from .analysis import export
+
+    written += export.write_exports(table, args.out, stores=args.store, predictions=args.predictions_parquet)
     if getattr(args, "votes", None) is not None:
         from .analysis import selection_frequency as sf
 
@@ -324,7 +336,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cifar10-root", type=Path, default=env("GENERALIZATION_CIFAR10_ROOT"),
                    help="a folder holding cifar-10-batches-py/test_batch ($GENERALIZATION_CIFAR10_ROOT)")
     p.add_argument("--timm-results", type=Path, nargs="+", default=None,
-                   help="timm's results-imagenet.csv [results-imagenetv2-matched-frequency.csv]")
+                   help="any of timm's result tables (results-imagenet.csv, results-imagenet-a.csv, ...)")
     p.add_argument("--testbed-results", type=Path, default=None, help="imagenet-testbed's robustness_top1s.csv")
     p.add_argument("--store", type=out_dir, default=None,
                    help="a store to import into and keep (None: a temporary one)")

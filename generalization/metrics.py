@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 __all__ = [
     "topk_correct",
@@ -38,6 +37,8 @@ def clopper_pearson(k, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     Uses the beta quantiles (the Clopper-Pearson construction); the lower bound is 0 at k = 0 and the upper
     bound is 1 at k = n. Works elementwise on arrays.
     """
+    from scipy import stats  # here, not at import: scipy.stats costs seconds of start-up (import commands)
+
     k = np.asarray(k, dtype=float)
     n = np.asarray(n, dtype=float)
     alpha = 1.0 - level

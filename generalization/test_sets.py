@@ -1,39 +1,142 @@
 """Canonical test-set names, used everywhere (store, importers, evaluator, analysis).
 
-Each new test set names the original it replicates, so the analysis knows which accuracies to pair.
-Test sets built with the sampler are *declared* (:func:`declare`): their manifest (and every store record
-evaluated on them) names the original, so :func:`pairs` finds them next to the built-in pairs.
+Each new test set names the original it replicates (or is compared against), so the analysis knows which
+accuracies to pair. Test sets built with the sampler are *declared* (:func:`declare`): their manifest (and
+every store record evaluated on them) names the original, so :func:`pairs` finds them next to the built-in
+pairs.
+
+Two dictionaries:
+
+:data:`TEST_SETS`
+    The paper's own test sets (ImageNet, ImageNetV2, CIFAR-10, CIFAR-10.1): the pairs the trend analysis
+    (``analysis/trends.py``) fits and draws.
+:data:`CATALOG`
+    Every test set the project knows: the paper's, plus every published distribution shift of ImageNet
+    (the imagenet-testbed's 213 evaluation settings and timm's result tables): ImageNet-A, -R, -Sketch,
+    ObjectNet, ImageNet-Vid-Robust, YTBB-Robust, ImageNetV2 variants, ImageNet-C (19 corruptions x 5
+    severities, applied in memory or read from the released JPEGs), Stylized ImageNet, greyscale, PGD
+    attacks, ImageNet-ReaL labels, and the class-restricted validation sets they are compared against
+    (e.g. ImageNet-A against ImageNet validation on the same 200 classes, ``val-on-imagenet-a-classes``).
+
+Each entry has a ``kind``: ``original``, ``natural`` (new images), ``synthetic`` (computed from the
+original images: corruptions, style transfer, greyscale), ``adversarial`` (PGD attacks on the original
+images) or ``relabeled`` (the original images with new labels). ``classes`` names a class subset of
+ImageNet's 1,000 (see :func:`class_subset`) for the test sets whose label space is smaller; their
+accuracy is the model's accuracy restricted to that subset.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TestSetInfo", "TEST_SETS", "ORIGINAL_TEST_SETS", "NEW_TEST_SETS", "original_of", "get_info", "title_of",
+__all__ = ["TestSetInfo", "TEST_SETS", "CATALOG", "KINDS", "ORIGINAL_TEST_SETS", "NEW_TEST_SETS",
+           "IMAGENET_C_CORRUPTIONS", "original_of", "get_info", "title_of", "class_subset", "natural_shifts",
            "declare", "declared", "declare_from_records", "check_builtin_name", "pairs"]
+
+KINDS = ("original", "natural", "synthetic", "adversarial", "relabeled")
 
 
 @dataclass(frozen=True)
 class TestSetInfo:
+    """One test set.
+
+    ``num_images`` is the published size (for a published accuracy, the n that turns a percentage back
+    into a count; ``size_note`` says when that size is uncertain). ``classes`` is ``None`` when the label
+    space is all ``num_classes`` classes of the model, else the name of a class subset (:func:`class_subset`).
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
     name: str
     num_classes: int
     num_images: int
-    original: str | None  # the test set this one replicates; None for an original test set
+    original: str | None  # the test set this one replicates / is compared against; None for an original
     title: str
+    kind: str = "original"
+    classes: str | None = None  # class subset of ImageNet's 1,000 (a key of class_subset), None = all
+    family: str = ""  # groups variants (e.g. all ImageNet-C settings) in the landscape overview
+    size_note: str = ""
+
+
+def _t(name, num_images, original, title, kind, *, num_classes=1000, classes=None, family="", size_note=""):
+    return TestSetInfo(name, num_classes, num_images, original, title, kind, classes, family or name, size_note)
 
 
 TEST_SETS: dict[str, TestSetInfo] = {
     t.name: t
     for t in [
         TestSetInfo("imagenet-val", 1000, 50_000, None, "ImageNet validation"),
-        TestSetInfo("imagenetv2-matched-frequency", 1000, 10_000, "imagenet-val", "ImageNetV2 MatchedFrequency"),
-        TestSetInfo("imagenetv2-threshold0.7", 1000, 10_000, "imagenet-val", "ImageNetV2 Threshold0.7"),
-        TestSetInfo("imagenetv2-top-images", 1000, 10_000, "imagenet-val", "ImageNetV2 TopImages"),
+        TestSetInfo("imagenetv2-matched-frequency", 1000, 10_000, "imagenet-val", "ImageNetV2 MatchedFrequency", "natural", family="imagenetv2"),
+        TestSetInfo("imagenetv2-threshold0.7", 1000, 10_000, "imagenet-val", "ImageNetV2 Threshold0.7", "natural", family="imagenetv2"),
+        TestSetInfo("imagenetv2-top-images", 1000, 10_000, "imagenet-val", "ImageNetV2 TopImages", "natural", family="imagenetv2"),
         TestSetInfo("cifar10-test", 10, 10_000, None, "CIFAR-10 test"),
-        TestSetInfo("cifar10.1-v4", 10, 2_021, "cifar10-test", "CIFAR-10.1 v4"),
-        TestSetInfo("cifar10.1-v6", 10, 2_000, "cifar10-test", "CIFAR-10.1 v6"),
+        TestSetInfo("cifar10.1-v4", 10, 2_021, "cifar10-test", "CIFAR-10.1 v4", "natural", family="cifar10.1"),
+        TestSetInfo("cifar10.1-v6", 10, 2_000, "cifar10-test", "CIFAR-10.1 v6", "natural", family="cifar10.1"),
     ]
 }
+
+#: ImageNet-C's 15 benchmark corruptions plus its 4 extra ones, as named in the testbed
+IMAGENET_C_CORRUPTIONS = (
+    "brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost", "gaussian_blur",
+    "gaussian_noise", "glass_blur", "impulse_noise", "jpeg_compression", "motion_blur", "pixelate",
+    "saturate", "shot_noise", "snow", "spatter", "speckle_noise", "zoom_blur",
+)  # fmt: skip
+
+_VAL = "imagenet-val"
+
+
+def _shifts() -> list[TestSetInfo]:
+    s = [
+        # originals restricted to a shift's classes (the testbed's val-on-*-classes; timm's *-clean tables)
+        _t("val-on-imagenet-a-classes", 10_000, None, "ImageNet validation, ImageNet-A's 200 classes", "original", classes="imagenet-a"),
+        _t("val-on-imagenet-r-classes", 10_000, None, "ImageNet validation, ImageNet-R's 200 classes", "original", classes="imagenet-r"),
+        _t("val-on-objectnet-classes", 6_250, None, "ImageNet validation, ObjectNet's 113 classes", "original", classes="objectnet"),
+        _t("val-on-vid-robust-classes", 14_400, None, "ImageNet validation, ImageNet-Vid-Robust's 30 classes", "original", classes="imagenet-vid-robust"),
+        _t("val-on-ytbb-robust-classes", 11_550, None, "ImageNet validation, YTBB-Robust's 24 classes", "original", classes="ytbb-robust"),
+        _t("val_subsampled_class_1_8", 6_250, None, "ImageNet validation, 125 classes (1 in 8)", "original", classes="1-in-8"),
+        # natural shifts
+        _t("imagenet-a", 7_500, "val-on-imagenet-a-classes", "ImageNet-A", "natural", classes="imagenet-a"),
+        _t("imagenet-r", 30_000, "val-on-imagenet-r-classes", "ImageNet-R", "natural", classes="imagenet-r"),
+        _t("imagenet-sketch", 50_889, _VAL, "ImageNet-Sketch", "natural"),
+        _t("objectnet-1.0-beta", 18_514, "val-on-objectnet-classes", "ObjectNet", "natural", classes="objectnet",
+           size_note="the images of ObjectNet's 113 classes that overlap ImageNet"),
+        _t("imagenet-vid-robust_pm0", 1_109, "val-on-vid-robust-classes", "ImageNet-Vid-Robust (anchor frames)", "natural",
+           classes="imagenet-vid-robust", family="imagenet-vid-robust"),
+        _t("imagenet-vid-robust_pm10", 1_109, "val-on-vid-robust-classes", "ImageNet-Vid-Robust (pm-10 frames)", "natural",
+           classes="imagenet-vid-robust", family="imagenet-vid-robust"),
+        _t("ytbb-robust_pm0", 2_530, "val-on-ytbb-robust-classes", "YTBB-Robust (anchor frames)", "natural",
+           classes="ytbb-robust", family="ytbb-robust"),
+        _t("ytbb-robust_pm10", 2_530, "val-on-ytbb-robust-classes", "YTBB-Robust (pm-10 frames)", "natural",
+           classes="ytbb-robust", family="ytbb-robust"),
+        # ImageNetV2 as released (the testbed also evaluates it re-encoded like validation: our
+        # imagenetv2-* names, which are the testbed's *-format-val columns)
+        _t("imagenetv2-matched-frequency-as-released", 10_000, _VAL, "ImageNetV2 MatchedFrequency (released JPEGs)", "natural", family="imagenetv2"),
+        _t("imagenetv2-threshold0.7-as-released", 10_000, _VAL, "ImageNetV2 Threshold0.7 (released JPEGs)", "natural", family="imagenetv2"),
+        _t("imagenetv2-top-images-as-released", 10_000, _VAL, "ImageNetV2 TopImages (released JPEGs)", "natural", family="imagenetv2"),
+        _t("imagenetv2-matched-frequency-format-val_subsampled_class_1_8", 1_250, "val_subsampled_class_1_8",
+           "ImageNetV2 MatchedFrequency, 125 classes (1 in 8)", "natural", classes="1-in-8", family="imagenetv2"),
+        # relabeled
+        _t("imagenet-real", 50_000, _VAL, "ImageNet-ReaL labels", "relabeled",
+           size_note="ReaL scores the 46,837 validation images that kept a label; counts assume 50,000"),
+        # synthetic
+        _t("greyscale", 50_000, _VAL, "Greyscale", "synthetic"),
+        _t("stylized_imagenet", 50_000, _VAL, "Stylized ImageNet", "synthetic"),
+    ]
+    for c in IMAGENET_C_CORRUPTIONS:
+        for sev in range(1, 6):
+            for where, how in (("in-memory", "applied in memory"), ("on-disk", "released JPEGs")):
+                if c == "glass_blur" and where == "in-memory":
+                    continue  # the testbed evaluates glass blur only from the released JPEGs (too slow to apply)
+                s.append(_t(f"imagenet-c.{c}.{sev}_{where}", 50_000, _VAL, f"ImageNet-C {c.replace('_', ' ')} {sev} ({how})",
+                            "synthetic", family="imagenet-c"))  # fmt: skip
+    for name, title in (("pgd.l2.eps0.1", "PGD L2 eps 0.1"), ("pgd.l2.eps0.5", "PGD L2 eps 0.5"),
+                        ("pgd.linf.eps0.5", "PGD Linf eps 0.5/255"), ("pgd.linf.eps2", "PGD Linf eps 2/255")):  # fmt: skip
+        s.append(_t(name, 5_000, _VAL, title, "adversarial", family="pgd",
+                    size_note="the testbed attacks a fixed 10 % sample of validation (5,000 images)"))  # fmt: skip
+    return s
+
+
+CATALOG: dict[str, TestSetInfo] = {**TEST_SETS, **{t.name: t for t in _shifts()}}
 
 ORIGINAL_TEST_SETS = [n for n, t in TEST_SETS.items() if t.original is None]
 NEW_TEST_SETS = [n for n, t in TEST_SETS.items() if t.original is not None]
@@ -44,7 +147,7 @@ _DECLARED: dict[str, TestSetInfo] = {}
 
 
 def get_info(name: str) -> TestSetInfo | None:
-    return TEST_SETS.get(name) or _DECLARED.get(name)
+    return CATALOG.get(name) or _DECLARED.get(name)
 
 
 def original_of(name: str) -> str | None:
@@ -96,7 +199,8 @@ def declare(name: str, *, original: str | None, num_classes: int, num_images: in
         return TEST_SETS[name]
     if original == name:
         raise DataError(f"{where}: test set {name!r} names itself as its original")
-    info = TestSetInfo(name, int(num_classes), int(num_images), original, title or name)
+    info = TestSetInfo(name, int(num_classes), int(num_images), original, title or name,
+                       "natural" if original else "original")
     old = _DECLARED.get(name)
     if old is not None and old.original != info.original:
         raise DataError(f"{where}: test set {name!r} was declared with original {old.original!r}, now {original!r}")
@@ -136,3 +240,26 @@ def pairs(present) -> list[tuple[str, str]]:
     out += [(t.original, n) for n, t in sorted(_DECLARED.items())
             if t.original and n in present and t.original in present]
     return out
+
+
+def natural_shifts(names) -> list[str]:
+    """The natural shifts among ``names`` (catalog order), excluding CIFAR."""
+    present = set(names)
+    return [n for n, t in CATALOG.items() if n in present and t.kind == "natural" and t.num_classes == 1000]
+
+
+def class_subset(name: str) -> list[int] | None:
+    """The ImageNet class indices (0..999) of a test set's label space, or None for all classes.
+
+    ``name`` is a test-set name or a subset name (``imagenet-a``, ``imagenet-r``, ``objectnet``). Subsets
+    come from imagenet-testbed's eval settings (shipped as data, see :mod:`generalization.testbed_metadata`).
+    ObjectNet's is 125 ImageNet classes (its 113 overlapping classes; some map to several ImageNet classes).
+    Returns None for a subset the package does not ship (ImageNet-Vid-Robust, YTBB-Robust, 1-in-8).
+    """
+    from .testbed_metadata import bundle
+
+    info = CATALOG.get(name)
+    key = info.classes if info is not None else name
+    if key is None:
+        return None
+    return bundle()["class_sublists"].get(key)

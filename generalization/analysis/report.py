@@ -19,7 +19,7 @@ from ..metrics import ACCURACY_COLUMNS
 from ..store import importers
 from ..store.records import PredictionStore
 from ..test_sets import original_of, title_of
-from . import explorer, plots
+from . import explorer, landscape, plots
 from . import trends as analysis
 
 __all__ = ["write_results", "reproduce", "FIGURE1_PAIRS", "PAPER", "PAPER_BOOTSTRAP"]
@@ -128,7 +128,9 @@ def _write_results(table: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: in
     figures = _render_figures(jobs, fits)
     written += figures
 
-    text = _report(acc, fits_df, fits, per_model, ranks, figures, out, mset, n_bootstrap, level)
+    land_paths, land_md = landscape.write_landscape(acc, out, n_bootstrap=n_bootstrap, seed=seed, level=level)
+    written += land_paths
+    text = _report(acc, fits_df, fits, per_model, ranks, figures, out, mset, n_bootstrap, level) + land_md
     written.append(atomic_write_text(out / "REPORT.md", text))
     if html:
         written.append(explorer.write_explorer(acc, per_model, fits_df, out / "explorer.html", "REPORT.md", trend_fits=fits))
@@ -462,8 +464,7 @@ def reproduce(
             print(importers.import_cifar101(cifar101_release, st, cifar10_labels=cifar10_labels,
                                             cifar10_root=cifar10_root).summary())  # fmt: skip
         if timm_results:
-            paths = list(timm_results) + [None]
-            print(importers.import_timm(paths[0], paths[1], st).summary())
+            print(importers.import_timm_tables(list(timm_results), st).summary())  # every file, or a DataError
         if testbed_results is not None:
             print(importers.import_testbed(testbed_results, st).summary())
         return write_results(st.accuracy_table(verify=True), out, n_bootstrap=n_bootstrap, seed=seed, model_set=model_set, html=True)

@@ -785,7 +785,90 @@ def load_dataset(
         return load_cifar10_test(data_root, strict_count=strict_count)
     if name.startswith("cifar10.1-"):
         return load_cifar101(data_root, name.split("-")[-1], strict_count=strict_count)
+    if name in _SHIFT_SPECS:
+        return load_shift_dataset(name, data_root, strict_count=strict_count)
     return load_imagenet(name, data_root, release=release, devkit=devkit, strict_count=strict_count)
+
+
+# ------------------------------------------------------------------------ distribution shifts (issue 18)
+# ImageNet-A, ImageNet-R, ImageNet-Sketch and ObjectNet: users download them; labels are ImageNet class
+# indices (0..999), so models with 1,000 outputs run unchanged. A/R and ObjectNet are scored on the model's
+# outputs restricted to their classes (evaluator/scoring.py; the catalog's class subsets).
+
+_SHIFT_SPECS = {
+    "imagenet-a": ("ImageNet-A", 7_500, ("imagenet-a",), "https://github.com/hendrycks/natural-adv-examples"),
+    "imagenet-r": ("ImageNet-R", 30_000, ("imagenet-r",), "https://github.com/hendrycks/imagenet-r"),
+    "imagenet-sketch": ("ImageNet-Sketch", 50_889, ("sketch", "imagenet-sketch"), "https://github.com/HaohanWang/ImageNet-Sketch"),
+    "objectnet-1.0-beta": ("ObjectNet 1.0 (the 113 classes that overlap ImageNet)", 18_514,
+                           ("objectnet-1.0/images", "objectnet-1.0", "images"), "https://objectnet.dev/"),
+}  # fmt: skip
+for _n, (_title, _count, _folders, _url) in _SHIFT_SPECS.items():
+    DATASETS[_n] = DatasetSpec(
+        name=_n,
+        title=_title,
+        num_classes=1000,
+        expected_count=_count,
+        classes="imagenet-wnids",
+        layouts={"objectnet-folders": "<root>/[objectnet-1.0/images/]<ObjectNet folder, e.g. alarm_clock>/<image>.png"}
+        if _n.startswith("objectnet")
+        else {"wnid-folders": f"<root>/[{_folders[0]}/]<wnid>/<image> (one folder per class of the test set)"},
+        label_rule="the ImageNet class index of the folder's wnid (position in the sorted 1,000 wnids)"
+        if not _n.startswith("objectnet")
+        else "the first ImageNet class its ObjectNet class maps to (imagenet-testbed's label maps); scored on the "
+        "125 mapped ImageNet classes, a prediction counts if it lies in the image's ObjectNet class. The testbed "
+        "also crops a 2-pixel border from each ObjectNet image; this loader does not",
+        order="class index (numeric), then file name",
+        source_urls=(_url,),
+        folder_names=_folders,
+    )
+
+
+def _shift_classes(name: str) -> dict[str, int]:
+    """Folder name -> label of a shift's class folders."""
+    from ..test_sets import class_subset
+    from ..testbed_metadata import bundle
+
+    if name.startswith("objectnet"):
+        on = bundle()["objectnet"]
+        return {f: on["objectnet_to_imagenet"][c][0] for f, c in on["folder_to_objectnet"].items()}
+    wnids = imagenet_wnids()
+    subset = class_subset(name)
+    return {wnids[i]: i for i in (range(1000) if subset is None else subset)}
+
+
+def load_shift_dataset(name: str, root: str | os.PathLike, *, strict_count: bool = False) -> ImageSet:
+    """ImageNet-A, -R, -Sketch or ObjectNet from a folder of class folders (see their ``layouts``).
+
+    Every class folder of the test set must be there (a missing or unknown one is a DataError naming it);
+    ObjectNet's folders outside the 113 overlapping classes are left out (counted in the set's flags).
+    """
+    spec = DATASETS[name]
+    root = _find_root(Path(root), spec)
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found ({spec.title}: download it from {spec.source_urls[0]})")
+    classes = _shift_classes(name)
+    dirs = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    missing = sorted(set(classes) - set(dirs))
+    extra = sorted(set(dirs) - set(classes))
+    flags: list[str] = []
+    if name.startswith("objectnet"):
+        if extra:
+            flags.append(f"{len(extra)} ObjectNet class folders outside the 113 overlapping classes left out")
+        extra = []
+    if missing or extra:
+        parts = [f"{len(missing)} class folder(s) missing (e.g. {missing[:5]})"] if missing else []
+        parts += [f"{len(extra)} unknown class folder(s) (e.g. {extra[:5]})"] if extra else []
+        raise DataError(f"{root}: {spec.title}: " + "; ".join(parts))
+    items = sorted((classes[d], f.name, f) for d in classes for f in _image_files(dirs[d]))
+    if not items:
+        raise DataError(f"{root}: no images found in the class folders of {spec.title}")
+    paths = [f for _, _, f in items]
+    labels = np.array([c for c, _, _ in items], dtype=np.int64)
+    ids = [f"{f.parent.name}/{f.name}" for f in paths]
+    _check_count(name, len(paths), spec.expected_count, root, strict_count, flags)
+    layout = next(iter(spec.layouts))
+    return ImageSet(name, 1000, labels, ids, layout, spec.order, root, paths=paths,
+                    expected_count=spec.expected_count, flags=flags)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------- manifests

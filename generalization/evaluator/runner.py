@@ -40,6 +40,7 @@ from .decode import Preprocess, normalize
 from .decoding import DecodedImages, decode_groups, iter_batches, progress_bar
 from .distributed import open_world
 from .models import ModelSpec, model_spec
+from .scoring import label_space, restricted_topk
 
 __all__ = [
     "EVALUATE_SOURCE",
@@ -182,6 +183,7 @@ def predict_topk(
     if precision not in SOURCES:
         raise ValueError(f"precision must be one of {list(SOURCES)}, got {precision!r}")
     out = np.full((n, k), -1, dtype=np.int64)
+    groups = label_space(test_set)  # ImageNet-A/-R, ObjectNet: argmax restricted to their classes
     bar = progress_bar(n, f"{model_name} on {test_set}", progress)
     buf = None  # one float buffer reused by every batch
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -197,7 +199,11 @@ def predict_topk(
                         f"{model_name}: outputs {tuple(logits.shape[1:])} scores per image, but {test_set} "
                         f"has {num_classes} classes (a model for another label space?)"
                     )
-                out[rows] = logits.float().topk(min(k, num_classes), dim=1).indices.cpu().numpy()
+                if groups is None:
+                    out[rows] = logits.float().topk(min(k, num_classes), dim=1).indices.cpu().numpy()
+                else:  # a test set on a subset of the model's classes (scoring.py)
+                    top = restricted_topk(logits, groups, k).cpu().numpy()
+                    out[rows, : top.shape[1]] = top
                 bar.update(len(rows))
     finally:
         bar.close()

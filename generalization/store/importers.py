@@ -11,11 +11,13 @@ Sources (the ``source`` column of the store):
     (top-1 labels) and ``datasets/cifar10.1_v{4,6}_labels.npy``, with the CIFAR-10 test labels from the
     official ``cifar-10-batches-py/test_batch`` or a labels ``.npy``.
 ``timm``
-    timm's ``results-imagenet.csv`` and ``results-imagenetv2-matched-frequency.csv`` (accuracy only; one model
-    per ``model`` + ``img_size``, stored as ``<model>@<img_size>``).
+    any of timm's result tables (``results-imagenet.csv``, ``-imagenetv2-matched-frequency``, ``-imagenet-a``,
+    ``-imagenet-a-clean``, ``-imagenet-r``, ``-imagenet-r-clean``, ``-sketch``, ``-imagenet-real``; see
+    :data:`TIMM_FILES`) and ``model_metadata-in1k.csv`` (model types). Accuracy only; one model per ``model``
+    + ``img_size``, stored as ``<model>@<img_size>``; written in bulk (``store/tables.py``).
 ``testbed``
-    imagenet-testbed's wide ``robustness_top1s.csv`` (percent, one column per evaluation setting; see
-    :data:`TESTBED_COLUMNS` for the columns taken).
+    imagenet-testbed's wide ``robustness_top1s.csv`` (percent, one column per evaluation setting; every
+    column by default, see :data:`TESTBED_SETTINGS`), written in bulk, with the testbed's model types.
 """
 
 from __future__ import annotations
@@ -28,17 +30,24 @@ import numpy as np
 import pandas as pd
 
 from ..files import DataError, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
-from ..test_sets import TEST_SETS
+from ..model_types import read_timm_metadata, testbed_model_type, timm_model_type
+from ..test_sets import CATALOG, TEST_SETS
+from ..testbed_metadata import TESTBED_TYPE_TO_MODEL_TYPE, parse_model_types
 from .records import PredictionStore
+from .tables import put_accuracy_rows
 
 __all__ = [
     "ImportReport",
     "IMAGENETV2_DATASETS",
     "TESTBED_COLUMNS",
+    "TESTBED_SETTINGS",
+    "TIMM_FILES",
     "import_imagenetv2",
     "import_cifar101",
     "import_timm",
+    "import_timm_tables",
     "import_testbed",
+    "timm_test_set",
     "read_cifar10_test_labels",
     "suspect_reason",
     "rank_order_defect",
@@ -350,6 +359,7 @@ def import_cifar101(
 
 
 # ------------------------------------------------------------------------------------ published tables
+# (timm's result tables and imagenet-testbed's robustness_top1s.csv -> the store's bulk tables, tables.py)
 
 
 def _counts_from_percent(pct: float, n: int, path: Path, what: str) -> int:
@@ -359,18 +369,147 @@ def _counts_from_percent(pct: float, n: int, path: Path, what: str) -> int:
     return int(round(pct * n / 100.0))
 
 
-def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+def _read_csv(path: Path, required: list[str], **kw) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, **kw)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
         raise DataError(f"{path}: not a readable CSV ({e})") from e
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
     return df
+
+
+def _numeric(df: pd.DataFrame, cols: list[str], path: Path, *, lo: float = 0.0, hi: float = 100.0) -> np.ndarray:
+    """Columns of text cells as a 2-D float array (NaN where empty); a non-number (``abc``, ``85.1%``) or a
+    value outside lo..hi is a DataError naming the file, line and column. One vectorized pass over all
+    cells (the full testbed table has 72,000)."""
+    text = np.char.strip(df[cols].to_numpy(dtype=str))
+    empty = text == ""
+    flat = pd.to_numeric(pd.Series(np.where(empty, "nan", text).ravel()), errors="coerce").to_numpy(dtype=float)
+    values = flat.reshape(text.shape)
+    for mask, what in (((~empty) & np.isnan(values), "is not a number"),
+                       (~np.isnan(values) & ((values < lo) | (values > hi)), f"is outside {lo:g}..{hi:g}")):  # fmt: skip
+        if mask.any():
+            r, c = np.argwhere(mask)[0]
+            raise DataError(f"{path}: line {r + 2}, column {cols[c]}: {df[cols[c]].iloc[r]!r} {what}")
+    return values
+
+
+def _models(df: pd.DataFrame, path: Path) -> pd.Series:
+    models = df["model"].astype(str).str.strip()
+    if (models == "").any():
+        i = int(np.flatnonzero((models == "").to_numpy())[0])
+        raise DataError(f"{path}: line {i + 2}, column model: empty model name")
+    return models
+
+
+def _counts(pct: pd.Series, n: pd.Series | int) -> pd.Series:
+    return (pct * n / 100.0).round().astype("Int64")
+
+
+#: timm results file (``results-<kind>.csv``) -> our test-set name. The ``-clean`` tables are ImageNet
+#: validation restricted to ImageNet-A's / -R's 200 classes: the originals those shifts are compared against.
+TIMM_FILES = {
+    "imagenet": "imagenet-val",
+    "imagenetv2-matched-frequency": "imagenetv2-matched-frequency",
+    "imagenet-real": "imagenet-real",
+    "sketch": "imagenet-sketch",
+    "imagenet-a": "imagenet-a",
+    "imagenet-a-clean": "val-on-imagenet-a-classes",
+    "imagenet-r": "imagenet-r",
+    "imagenet-r-clean": "val-on-imagenet-r-classes",
+}
+
+TIMM_METADATA = "model_metadata-in1k.csv"
+
+
+def timm_test_set(path: str | os.PathLike) -> str:
+    """The test set of a timm results file, from its name (``results-imagenet-a.csv`` -> ``imagenet-a``)."""
+    name = Path(path).name
+    kind = name.removeprefix("results-").removesuffix(".csv")
+    if not name.startswith("results-") or kind not in TIMM_FILES:
+        known = ", ".join(f"results-{k}.csv" for k in TIMM_FILES)
+        raise DataError(f"{path}: not one of timm's result tables (known: {known}, and {TIMM_METADATA})")
+    return TIMM_FILES[kind]
+
+
+def _timm_rows(path: Path, test_set: str, metadata: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
+    df = _read_csv(path, ["model", "img_size", "top1", "top5"], dtype=str, keep_default_na=False)
+    models = _models(df, path)
+    size_text = df["img_size"].astype(str).str.strip()
+    bad = ~size_text.str.fullmatch(r"[0-9]+")
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{path}: line {i + 2}, column img_size: {df['img_size'].iloc[i]!r} is not an integer")
+    keys = models + "@" + size_text.astype(int).astype(str)
+    dup = keys.duplicated()
+    if dup.any():
+        raise DataError(f"{path}: duplicate (model, img_size) rows, e.g. {keys[dup].iloc[0]}")
+    top1, top5 = (pd.Series(v, index=df.index) for v in _numeric(df, ["top1", "top5"], path).T)
+    below = top5.notna() & top1.notna() & (top5 < top1 - 1e-9)
+    if below.any():
+        i = int(np.flatnonzero(below.to_numpy())[0])
+        raise DataError(f"{path}: line {i + 2}, columns top1/top5: top-5 {top5.iloc[i]:g} is below top-1 {top1.iloc[i]:g}")
+    notes = [f"{path.name} line {i + 2}: {keys.iloc[i]} has no top-1; skipped" for i in np.flatnonzero(top1.isna().to_numpy())]
+    n = CATALOG[test_set].num_images
+    types = [timm_model_type(m, metadata) for m in models]
+    rows = pd.DataFrame({
+        "model": keys, "test_set": test_set, "n": n, "top1_correct": _counts(top1, n), "top5_correct": _counts(top5, n),
+        "model_type": [t for t, _ in types], "model_type_detail": [d for _, d in types],
+        "published_file": path.name, "img_size": size_text.astype(int),
+    })  # fmt: skip
+    for extra in ("crop_pct", "interpolation", "param_count"):
+        if extra in df.columns:
+            rows[extra] = df[extra].astype(str).str.strip()
+    return rows[top1.notna().to_numpy()], notes
+
+
+def import_timm_tables(
+    files: list[str | os.PathLike | tuple[str | os.PathLike, str]],
+    store: str | os.PathLike | PredictionStore,
+    *,
+    metadata: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> ImportReport:
+    """Import any of timm's result tables (accuracy-only rows, source ``timm``) in one bulk write.
+
+    Each file's test set comes from its name (:data:`TIMM_FILES`) unless given as ``(path, test_set)``;
+    ``model_metadata-in1k.csv`` among ``files`` (or ``metadata``) gives the model types of untagged names.
+    Rows are keyed by ``model`` and ``img_size`` (store name ``<model>@<img_size>``); counts are recovered
+    from the percentages with the test set's published size (:data:`generalization.test_sets.CATALOG`).
+    Cells are validated (numbers in 0..100, top-5 >= top-1, integer img_size, non-empty model name).
+    """
+    store = store if isinstance(store, PredictionStore) else PredictionStore(store)
+    report = ImportReport("timm")
+    tables, meta_paths = [], [] if metadata is None else [Path(metadata)]
+    for f in files:
+        path, test_set = (Path(f[0]), f[1]) if isinstance(f, tuple) else (Path(f), None)
+        if test_set is None and path.name.startswith("model_metadata"):
+            meta_paths.append(path)
+            continue
+        if test_set is not None and test_set not in CATALOG:
+            raise DataError(f"{path}: unknown test set {test_set!r}")
+        tables.append((path, test_set or timm_test_set(path)))
+    seen = [t for _, t in tables]
+    if len(set(seen)) != len(seen):
+        dup = sorted({t for t in seen if seen.count(t) > 1})
+        raise DataError(f"more than one timm file for test set(s) {', '.join(dup)}")
+    meta: dict[str, str] = {}
+    for p in meta_paths:
+        meta.update(read_timm_metadata(p))
+    frames = []
+    for path, test_set in tables:
+        rows, notes = _timm_rows(path, test_set, meta)
+        frames.append(rows)
+        report.notes += notes
+    if frames:
+        report.written, report.unchanged = put_accuracy_rows(store, "timm", pd.concat(frames, ignore_index=True),
+                                                             overwrite=overwrite)  # fmt: skip
+    return report
 
 
 def import_timm(
@@ -380,71 +519,106 @@ def import_timm(
     *,
     overwrite: bool = False,
 ) -> ImportReport:
-    """Import timm's published top-1/top-5 tables (accuracy-only rows, source ``timm``).
-
-    Rows are keyed by ``model`` and ``img_size``; the store's model name is ``<model>@<img_size>``.
-    Counts are recovered from the percentages with n = 50,000 (validation) and 10,000 (ImageNetV2).
-    """
-    store = store if isinstance(store, PredictionStore) else PredictionStore(store)
-    report = ImportReport("timm")
-    files = [(Path(imagenet_csv), "imagenet-val")]
+    """timm's ``results-imagenet.csv`` and (optionally) ``results-imagenetv2-matched-frequency.csv``, whatever
+    their file names (see :func:`import_timm_tables` for any of timm's tables)."""
+    files: list = [(imagenet_csv, "imagenet-val")]
     if matched_frequency_csv is not None:
-        files.append((Path(matched_frequency_csv), "imagenetv2-matched-frequency"))
-    for path, test_set in files:
-        df = _read_csv(path, ["model", "img_size", "top1", "top5"])
-        n = TEST_SETS[test_set].num_images
-        keys = df["model"].astype(str) + "@" + df["img_size"].astype(str)
-        dup = keys[keys.duplicated()]
-        if len(dup):
-            raise DataError(f"{path}: duplicate (model, img_size) rows, e.g. {dup.iloc[0]}")
-        for line, (key, row) in enumerate(zip(keys, df.itertuples(index=False), strict=True), start=2):
-            if pd.isna(row.top1):
-                report.notes.append(f"{path.name} line {line}: {key} has no top-1; skipped")
-                continue
-            top1 = _counts_from_percent(float(row.top1), n, path, f"line {line} ({key})")
-            top5 = None if pd.isna(row.top5) else _counts_from_percent(float(row.top5), n, path, f"line {line} ({key})")
-            meta = {"published_file": path.name, "img_size": int(row.img_size)}
-            for extra in ("crop_pct", "interpolation", "param_count"):
-                if extra in df.columns and not pd.isna(getattr(row, extra)):
-                    v = getattr(row, extra)
-                    meta[extra] = v.item() if hasattr(v, "item") else v
-            _put(store, report, overwrite, source="timm", model=key, test_set=test_set, n=n,
-                 top1_correct=top1, top5_correct=top5, meta=meta)
-    return report
+        files.append((matched_frequency_csv, "imagenetv2-matched-frequency"))
+    return import_timm_tables(files, store, overwrite=overwrite)
+
+
+#: imagenet-testbed columns whose test-set name differs from the column: the testbed evaluates ImageNetV2
+#: twice; its ``-format-val`` columns (re-encoded like validation, what its papers report) are our
+#: ``imagenetv2-*`` names, the as-released JPEGs our ``imagenetv2-*-as-released``.
+TESTBED_RENAMES = {
+    "val": "imagenet-val",
+    "imagenetv2-matched-frequency-format-val": "imagenetv2-matched-frequency",
+    "imagenetv2-threshold-0.7-format-val": "imagenetv2-threshold0.7",
+    "imagenetv2-top-images-format-val": "imagenetv2-top-images",
+    "imagenetv2-matched-frequency": "imagenetv2-matched-frequency-as-released",
+    "imagenetv2-threshold0.7": "imagenetv2-threshold0.7-as-released",
+    "imagenetv2-topimages": "imagenetv2-top-images-as-released",
+}
+
+#: every imagenet-testbed column (evaluation setting) -> our test-set name
+TESTBED_SETTINGS = {
+    **TESTBED_RENAMES,
+    **{n: n for n, t in CATALOG.items() if n not in TEST_SETS and n not in TESTBED_RENAMES.values()
+       and t.num_classes == 1000 and n != "imagenet-real"},
+}  # fmt: skip
+
+#: the columns of the paper's test sets (what ``reproduce`` needed before every column was imported)
+TESTBED_COLUMNS = {c: t for c, t in TESTBED_RENAMES.items() if t in TEST_SETS}
+
+
+def _known_testbed_columns() -> str:
+    """The known columns, ImageNet-C's 185 written as one pattern."""
+    plain = sorted(c for c in TESTBED_SETTINGS if not c.startswith("imagenet-c."))
+    return ", ".join(plain) + ", imagenet-c.<corruption>.<1..5>_{in-memory,on-disk}"
 
 
 def import_testbed(
     csv: str | os.PathLike,
     store: str | os.PathLike | PredictionStore,
     *,
-    columns: dict[str, str] | None = None,
+    columns: list[str] | dict[str, str] | None = None,
+    model_types: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> ImportReport:
-    """Import imagenet-testbed's wide ``robustness_top1s.csv`` (percent; empty cells are skipped).
+    """Import imagenet-testbed's wide ``robustness_top1s.csv`` (percent; empty cells are skipped) in one
+    bulk write.
 
-    ``columns`` maps testbed columns to our test-set names (default :data:`TESTBED_COLUMNS`).
+    ``columns``: None imports every known column (:data:`TESTBED_SETTINGS`; unknown columns are skipped
+    with a note); a list of testbed columns imports those (an unknown one is a DataError naming the known
+    ones); a dict maps testbed columns to test-set names. ``model_types``: the testbed's
+    ``plotting/model_types.py`` (parsed as data) instead of the shipped copy.
     """
     path = Path(csv)
-    columns = dict(TESTBED_COLUMNS if columns is None else columns)
-    df = _read_csv(path, ["model"])
-    present = {c: t for c, t in columns.items() if c in df.columns}
-    if not present:
-        raise DataError(f"{path}: none of the expected columns ({', '.join(sorted(columns))}) is present")
-    store = store if isinstance(store, PredictionStore) else PredictionStore(store)
+    df = _read_csv(path, ["model"], dtype=str, keep_default_na=False)
+    cols_in_file = [c for c in df.columns if c != "model"]
     report = ImportReport("testbed")
-    missing = sorted(set(columns) - set(present))
-    if missing:
-        report.notes.append(f"columns not in {path.name}: {', '.join(missing)}")
-    if df["model"].duplicated().any():
-        raise DataError(f"{path}: duplicate model rows, e.g. {df['model'][df['model'].duplicated()].iloc[0]}")
-    for line, row in enumerate(df.itertuples(index=False), start=2):
-        model = str(row.model)
-        for col, test_set in sorted(present.items()):
-            value = df.at[line - 2, col]
-            if pd.isna(value):
-                continue
-            n = TEST_SETS[test_set].num_images
-            top1 = _counts_from_percent(float(value), n, path, f"line {line} ({model}, {col})")
-            _put(store, report, overwrite, source="testbed", model=model, test_set=test_set, n=n,
-                 top1_correct=top1, meta={"published_file": path.name, "published_column": col})
+    if columns is None:
+        present = {c: TESTBED_SETTINGS[c] for c in cols_in_file if c in TESTBED_SETTINGS}
+        unknown = [c for c in cols_in_file if c not in TESTBED_SETTINGS]
+        if unknown:
+            report.notes.append(f"columns not in the catalog, skipped: {', '.join(unknown)}")
+    else:
+        wanted = dict(columns) if isinstance(columns, dict) else {c: TESTBED_SETTINGS.get(c) for c in columns}
+        bad = [c for c, t in wanted.items() if t is None or t not in CATALOG]
+        if bad:
+            raise DataError(f"{path}: unknown testbed column(s) {', '.join(bad)}; known: {_known_testbed_columns()}")
+        missing = [c for c in wanted if c not in df.columns]
+        if missing and len(missing) == len(wanted):
+            raise DataError(f"{path}: none of the requested columns ({', '.join(sorted(wanted))}) is present")
+        if missing:
+            report.notes.append(f"columns not in {path.name}: {', '.join(sorted(missing))}")
+        present = {c: t for c, t in wanted.items() if c in df.columns}
+    if not present:
+        raise DataError(f"{path}: none of the known testbed columns is present (known: {_known_testbed_columns()})")
+    models = _models(df, path)
+    if models.duplicated().any():
+        raise DataError(f"{path}: duplicate model rows, e.g. {models[models.duplicated()].iloc[0]}")
+    types = parse_model_types(model_types) if model_types is not None else None
+    cols = sorted(present)
+    pct = _numeric(df, cols, path)  # models x columns
+    r, c = np.nonzero(~np.isnan(pct))
+    order = np.lexsort((r, c))  # column by column, models in file order
+    r, c = r[order], c[order]
+    test_sets = np.array([present[x] for x in cols], dtype=object)
+    n = np.array([CATALOG[present[x]].num_images for x in cols], dtype=np.int64)
+    rows = pd.DataFrame({"model": models.to_numpy()[r], "test_set": test_sets[c], "n": n[c],
+                         "top1_correct": np.rint(pct[r, c] * n[c] / 100.0).astype(np.int64),
+                         "published_column": np.array(cols, dtype=object)[c]})  # fmt: skip
+    lookup = {}
+    for m in rows["model"].unique():
+        if types is not None:
+            t = types.get(m, "")
+            lookup[m] = (TESTBED_TYPE_TO_MODEL_TYPE[t], t) if t else ("", "")
+        else:
+            lookup[m] = testbed_model_type(m)
+    rows["model_type"] = rows["model"].map(lambda m: lookup[m][0])
+    rows["model_type_detail"] = rows["model"].map(lambda m: lookup[m][1])
+    rows["published_file"] = path.name
+    store = store if isinstance(store, PredictionStore) else PredictionStore(store)
+    report.written, report.unchanged = put_accuracy_rows(store, "testbed", rows, overwrite=overwrite)
     return report

@@ -603,10 +603,13 @@ class PredictionStore:
         return 1
 
     def accuracy_table(self, *, verify: bool = False) -> pd.DataFrame:
-        """One tidy row per record: counts, percentages and Clopper-Pearson 95 % intervals.
+        """One tidy row per record (and per bulk-table row): counts, percentages, Clopper-Pearson 95 %
+        intervals, ``model_type``.
 
         With ``verify``, :meth:`verify` runs first (every count re-derived from its predictions and labels)."""
         if verify:
             self.verify()
         rows = [r.as_row() for r in self.records()]
-        return accuracy_table_from_counts(pd.DataFrame(rows))
+        from .tables import with_bulk_rows  # the bulk tables of published accuracies (tables.py)
+
+        return accuracy_table_from_counts(with_bulk_rows(self, pd.DataFrame(rows)))
