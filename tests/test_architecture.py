@@ -48,7 +48,13 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
         is_pkg = path.name == "__init__.py"
         here = mod.split(".") if is_pkg else mod.split(".")[:-1]  # the package relative imports start from
         deps: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        # imports under `if TYPE_CHECKING:` are for annotations only: no run-time dependency
+        typing_only = {id(n) for b in ast.walk(tree) if isinstance(b, ast.If) and ast.unparse(b.test).endswith("TYPE_CHECKING")
+                       for stmt in b.body for n in ast.walk(stmt)}  # fmt: skip
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -39,14 +38,12 @@ from filelock import FileLock
 
 from ..files import DataError, atomic_save_npy, atomic_write_json, load_json, load_npy
 from ..metrics import accuracy_table_from_counts, topk_correct
+from .names import RecordExistsError
+from .names import file_key as _key
 
 __all__ = ["PredictionStore", "RecordExistsError", "Record", "VerifyReport", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
-
-
-class RecordExistsError(FileExistsError):
-    """A different record for the same (source, model, test set) is already in the store."""
 
 
 @dataclass(frozen=True)
@@ -75,20 +72,7 @@ class Record:
         }
 
 
-_MAX_KEY = 200  # bytes; file names may be 255, and the record adds ".<sha12>.npy" and ".json.lock"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _key(name: str) -> str:
-    """The file-name form of a name: percent-encoded, never ``.``/``..`` or hidden (a leading dot is %2E)."""
-    if not isinstance(name, str) or not name:
-        raise DataError(f"a store name must be a non-empty string, got {name!r}")
-    key = quote(name, safe="-_.@+=,")
-    if key.startswith("."):
-        key = "%2E" + key[1:]
-    if len(key) > _MAX_KEY:
-        raise DataError(f"name {name[:60]!r}...: too long for a store file name ({len(key)} > {_MAX_KEY} bytes encoded)")
-    return key
 
 
 def _is_int(v: Any) -> bool:

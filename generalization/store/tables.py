@@ -47,7 +47,7 @@ _VALUES = ["n", "top1_correct", "top5_correct"]
 
 
 def _path(store: PredictionStore, source: str) -> Path:
-    from .records import _key
+    from .names import file_key as _key
 
     return store.root / "tables" / f"{_key(source)}.csv"
 
@@ -132,7 +132,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
 
 def _per_record_conflicts(store: PredictionStore, source: str, rows: pd.DataFrame) -> pd.Series:
     """Mask of ``rows`` that also exist as per-record JSONs of ``source``."""
-    from .records import _key
+    from .names import file_key as _key
 
     skey = _key(source)
     hit = np.zeros(len(rows), dtype=bool)
@@ -154,7 +154,7 @@ def put_accuracy_rows(
     ``rows`` needs ``model, test_set, n, top1_correct`` and may have ``top5_correct``, ``model_type``,
     ``model_type_detail`` and provenance columns. One lock and at most one atomic write per call.
     """
-    from .records import RecordExistsError
+    from .names import RecordExistsError
 
     rows = _validate(rows, source).reset_index(drop=True)
     store._ensure_root()

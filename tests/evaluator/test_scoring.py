@@ -15,6 +15,7 @@ from torch import nn
 from generalization.evaluator import runner as ev
 from generalization.evaluator.datasets import CountMismatchWarning, load_dataset, verify_data
 from generalization.evaluator.decode import Preprocess
+from generalization.evaluator.decoding import decode_images
 from generalization.evaluator.models import ModelSpec
 from generalization.evaluator.scoring import label_space, restricted_topk
 from generalization.files import DataError
@@ -67,7 +68,7 @@ def test_imagenet_a_scored_on_its_200_classes(shared_data, tmp_path):
     got = PredictionStore(store).predictions("evaluate", "seeded1000", "imagenet-a")
 
     # independently: the same model's logits on the same decoded pixels, then numpy's restricted arg-max
-    decoded = ev.decode_images(ds, pre)
+    decoded = decode_images(ds, pre)
     model = _Seeded1000().eval()
     mean, std = np.array(pre.mean), np.array(pre.std)
     x = decoded.images.numpy().astype(np.float64) / 255.0
