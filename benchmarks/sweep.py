@@ -49,11 +49,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the test-fixture builders
+
+from builders import assemble_cifar10_test  # noqa: E402
 
 from generalization.evaluator.datasets import (  # noqa: E402
     CountMismatchWarning,
     ImageSet,
-    assemble_cifar10_test,
     imagenet_wnids,
     load_dataset,
 )

@@ -36,8 +36,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the test-fixture builders
 
-from generalization.evaluator.datasets import assemble_cifar10_test  # noqa: E402
+from builders import assemble_cifar10_test  # noqa: E402
+
 from generalization.store.records import PredictionStore  # noqa: E402
 
 RESNETS = ["cifar10/resnet20", "cifar10/resnet32", "cifar10/resnet44", "cifar10/resnet56"]

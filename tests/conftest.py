@@ -59,7 +59,7 @@ def torch_home(shared_data: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cifar_1000(shared_data: Path, tmp_path_factory) -> Path:
     """A root holding cifar-10-batches-py/test_batch of the official format: the 1,000 lossless images."""
-    from generalization.evaluator.datasets import assemble_cifar10_test
+    from builders import assemble_cifar10_test
 
     root = tmp_path_factory.mktemp("cifar1000")
     assemble_cifar10_test(shared_data, root, 1000)
@@ -69,7 +69,7 @@ def cifar_1000(shared_data: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cifar_10000(shared_data: Path, tmp_path_factory) -> Path:
     """The same with all 10,000 images in official order (1,000 lossless, then the JPEG copies)."""
-    from generalization.evaluator.datasets import assemble_cifar10_test
+    from builders import assemble_cifar10_test
 
     root = tmp_path_factory.mktemp("cifar10000")
     assemble_cifar10_test(shared_data, root, 10_000)

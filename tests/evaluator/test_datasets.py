@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generalization.evaluator import datasets
+from generalization.evaluator import datasets, image_sets
 from generalization.evaluator.datasets import (
     CountMismatchWarning,
     imagenet_wnids,
@@ -202,7 +202,7 @@ def test_string_sorted_loader_is_caught(index_layout, sample_photos, tmp_path, m
     rel = _release_json(sample_photos, tmp_path / "release.json")
     string_order = {name: i for i, name in enumerate(sorted(str(i) for i in range(1000)))}
     assert string_order["10"] == 2  # the scramble: folder "10" would become class 2
-    monkeypatch.setattr(datasets, "index_folder_class", lambda name: string_order[name])
+    monkeypatch.setattr(image_sets, "index_folder_class", lambda name: string_order[name])
     with pytest.raises(DataError, match=r"in the wrong class folder.*string sort"):
         _load_quiet("imagenetv2-matched-frequency", index_layout, release=rel)
     report = verify_data("imagenetv2-matched-frequency", index_layout, release=rel)
