@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from generalization import constants
 from generalization.cli import main
 from generalization.files import DataError
 from generalization.sampler import near_duplicates as nd
@@ -297,10 +298,10 @@ def test_cnn_weights_enum_path_offline(tmp_path, monkeypatch):
     imgs = _smooth_images(np.random.default_rng(6), 3)
     feats = nd.cnn_features(imgs, weights="DEFAULT", input_size=32)
     model.fc = torch.nn.Identity()
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255 - torch.tensor(nd.IMAGENET_MEAN).view(
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255 - torch.tensor(constants.IMAGENET_MEAN).view(
         1, 3, 1, 1
     )
-    x = x / torch.tensor(nd.IMAGENET_STD).view(1, 3, 1, 1)
+    x = x / torch.tensor(constants.IMAGENET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
         want = torch.nn.functional.normalize(model.eval()(x), dim=1).numpy()
     np.testing.assert_allclose(feats, want, atol=1e-5)
