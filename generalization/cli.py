@@ -214,9 +214,9 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
     written += export.write_exports(table, args.out, stores=args.store, predictions=args.predictions_parquet)
     if getattr(args, "votes", None) is not None:
-        from .analysis import selection_frequency as sf
+        from .analysis import selection_frequency_report as sfr
 
-        written += sf.write_accuracy_by_frequency_from_store(args.store[0], args.votes_test_set, args.votes,
+        written += sfr.write_accuracy_by_frequency_from_store(args.store[0], args.votes_test_set, args.votes,
                                                              args.out / "selection-frequency")
     declared = _write_declared(table, args.out)
     for path in written + declared:
@@ -771,7 +771,7 @@ def _run_sample(args: argparse.Namespace) -> int:
                 if args.per_class is None:
                     raise DataError("--original needs --per-class")
                 if args.shift is not None:
-                    from .analysis.selection_frequency import shifted_targets
+                    from .analysis.frequency_resampling import shifted_targets
 
                     try:
                         targets = shifted_targets(sm.read_frequency_table(args.original), args.per_class,
@@ -900,7 +900,7 @@ def _add_selection_frequency(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_selection_frequency_report(args: argparse.Namespace) -> int:
-    from .analysis.selection_frequency import write_report
+    from .analysis.selection_frequency_report import write_report
 
     written = write_report(args.votes, args.cifar101_release, args.cifar10_labels, args.out, store=args.store,
                            per_class=args.per_class, seeds=args.seeds, n_bootstrap=args.n_bootstrap)

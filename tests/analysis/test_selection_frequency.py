@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from generalization.analysis import frequency_resampling as fr
 from generalization.analysis import selection_frequency as sf
 from generalization.files import DataError
 from generalization.sampler.strategies import HISTOGRAM_BINS
@@ -98,21 +99,21 @@ def test_quantile_bins_partition_the_set(raw):
 
 def test_shift_histogram_is_exact():
     h = np.array([10, 20, 30, 40, 100])
-    got = sf.shift_histogram(h, 0.25)
+    got = fr.shift_histogram(h, 0.25)
     want = np.array([10 + 5, 15 + 7.5, 22.5 + 10, 30 + 25, 75]) * 10**6
     np.testing.assert_array_equal(got, want.astype(np.int64))
     assert got.sum() == h.sum() * 10**6
-    np.testing.assert_array_equal(sf.shift_histogram(h, 0.0), h * 10**6)
+    np.testing.assert_array_equal(fr.shift_histogram(h, 0.0), h * 10**6)
     with pytest.raises(ValueError):
-        sf.shift_histogram(h, 1.5)
+        fr.shift_histogram(h, 1.5)
 
 
 def test_matched_frequency_on_real_frequencies_hits_targets_and_reports_shortfalls(raw):
     counts, labels, _, freq = raw
     df = sf.frequencies_from_votes(counts, labels)
-    targets = sf.shifted_targets(df, 200, "down:0.3", edges=HISTOGRAM_BINS)
+    targets = fr.shifted_targets(df, 200, "down:0.3", edges=HISTOGRAM_BINS)
     assert (targets.sum(axis=1) == 200).all()
-    res = sf.frequency_shifted_resample(df, targets, seed=7)
+    res = fr.frequency_shifted_resample(df, targets, seed=7)
     ids = np.asarray([im for im, _ in res.manifest["image_filenames"]])
     cls = np.asarray([c for _, c in res.manifest["image_filenames"]])
     assert len(set(ids.tolist())) == len(ids)
@@ -134,20 +135,22 @@ def test_matched_frequency_on_real_frequencies_hits_targets_and_reports_shortfal
     assert res.manifest["is_valid"] is False
     assert sum(res.manifest["shortfalls"].values()) == sum(short.values())
     # with no shift every target is met exactly
-    ok = sf.frequency_shifted_resample(df, sf.shifted_targets(df, 200, 0.0), seed=7)
+    ok = fr.frequency_shifted_resample(df, fr.shifted_targets(df, 200, 0.0), seed=7)
     assert ok.manifest["is_valid"] and len(ok.shortfalls) == 0 and len(ok.manifest["image_filenames"]) == 2000
 
 
 _SCRIPT = """
 import sys
 import numpy as np
+from generalization.analysis import frequency_resampling as fr
 from generalization.analysis import selection_frequency as sf
+from generalization.analysis import selection_frequency_report as sfr
 from generalization.sampler.strategies import write_outputs
 counts = sf.load_votes(sys.argv[1])
 labels = np.load(sys.argv[2], allow_pickle=False)
 df = sf.frequencies_from_votes(counts, labels)
-t = sf.shifted_targets(df, 100, 0.4, edges=sf.FINE_EDGES)
-write_outputs(sf.frequency_shifted_resample(df, t, seed=3, edges=sf.FINE_EDGES), sys.argv[3], figure=False)
+t = fr.shifted_targets(df, 100, 0.4, edges=sf.FINE_EDGES)
+write_outputs(fr.frequency_shifted_resample(df, t, seed=3, edges=sf.FINE_EDGES), sys.argv[3], figure=False)
 """
 
 
@@ -170,34 +173,34 @@ def test_resample_accuracies_from_predictions(raw):
     _, labels, preds, _ = raw
     some = {m: preds[m] for m in sorted(preds)[:4]}
     ids = np.arange(0, 10_000, 7)
-    acc = sf.resample_accuracies(some, labels, ids)
+    acc = fr.resample_accuracies(some, labels, ids)
     for _, r in acc.iterrows():
         p = some[r["model"]]
         assert r["correct_new"] == (p[ids] == labels[ids]).sum()
         assert r["gap"] == pytest.approx(100 * (p == labels).mean() - 100 * (p[ids] == labels[ids]).mean())
     with pytest.raises(DataError):
-        sf.resample_accuracies(some, labels, [10_000])
+        fr.resample_accuracies(some, labels, [10_000])
 
 
 def test_subsample_votes_is_seeded_and_valid(raw):
     counts = raw[0][:500]
-    a = sf.subsample_votes(counts, 10, seed=1)
-    np.testing.assert_array_equal(a, sf.subsample_votes(counts, 10, seed=1))
-    assert not np.array_equal(a, sf.subsample_votes(counts, 10, seed=2))
+    a = fr.subsample_votes(counts, 10, seed=1)
+    np.testing.assert_array_equal(a, fr.subsample_votes(counts, 10, seed=1))
+    assert not np.array_equal(a, fr.subsample_votes(counts, 10, seed=2))
     assert (a.sum(axis=1) == 10).all() and (a <= counts).all() and (a >= 0).all()
     with pytest.raises(DataError, match="fewer than k"):
-        sf.subsample_votes(counts, 1000, seed=0)
+        fr.subsample_votes(counts, 1000, seed=0)
 
 
 def test_estimation_bias_sanity(raw):
     counts, labels, _, freq = raw
     # every vote kept: no bias at all
     c = np.array([[7, 3, 0], [10, 0, 0], [2, 2, 6], [0, 5, 5]])
-    full = sf.estimation_bias(c, np.array([0, 0, 2, 1]), ks=(10,), seed=0)
+    full = fr.estimation_bias(c, np.array([0, 0, 2, 1]), ks=(10,), seed=0)
     assert np.allclose(full["bias"].dropna(), 0) and np.allclose(full["mean_abs_error"].dropna(), 0)
     # on CIFAR-10H: the overall estimate is nearly unbiased, the error shrinks with k, and images estimated
     # in a low bin are truly better recognised (regression to the mean)
-    b = sf.estimation_bias(counts, labels, ks=(3, 10), seed=0)
+    b = fr.estimation_bias(counts, labels, ks=(3, 10), seed=0)
     overall = b[b["bin"] == -1].set_index("k")
     assert abs(overall.loc[10, "bias"]) < 0.01
     assert overall.loc[3, "mean_abs_error"] > overall.loc[10, "mean_abs_error"]
@@ -210,7 +213,7 @@ def test_estimation_bias_sanity(raw):
 def test_shift_sweep_gap_grows(raw):
     counts, labels, preds, _ = raw
     df = sf.frequencies_from_votes(counts, labels)
-    s, pm = sf.shift_sweep(preds, labels, df, [0.0, 0.6], per_class=100, edges=sf.FINE_EDGES, n_bootstrap=20)
+    s, pm = fr.shift_sweep(preds, labels, df, [0.0, 0.6], per_class=100, edges=sf.FINE_EDGES, n_bootstrap=20)
     assert list(s["n_images"]) == [1000, 1000]
     assert s["mean_gap"].iloc[1] > s["mean_gap"].iloc[0]
     assert s["mean_frequency"].iloc[1] < s["mean_frequency"].iloc[0]
@@ -235,11 +238,11 @@ def test_read_targets(tmp_path):
     pd.DataFrame({"class": [1, 0], "0": [1, 0], "1": [0, 0], "2": [0, 1], "3": [2, 2], "4": [7, 7]}).to_csv(
         p, index=False
     )
-    t = sf.read_targets(p)
+    t = fr.read_targets(p)
     assert list(t.index) == [0, 1] and list(t.columns) == [0, 1, 2, 3, 4] and t.loc[1, 3] == 2
     p.write_text("class,0,1\n0,1,2\n")
     with pytest.raises(DataError, match="lacks column"):
-        sf.read_targets(p)
+        fr.read_targets(p)
 
 
 def test_cli_analyze_votes(store, votes_npy, tmp_path, raw):
