@@ -16,12 +16,9 @@ and :func:`keyword_counts` (CIFAR-10.1 style).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,11 +26,18 @@ import pandas as pd
 
 from ..files import (
     DataError,
-    atomic_write_json,
-    atomic_write_text,
-    csv_text,
     load_json,
-    save_figure,
+)
+from .keyword_counts import cifar101_keyword_inputs, count_matches, keyword_counts, load_pairs_json
+from .sample_outputs import (
+    EXCLUSION_REASONS,
+    HISTOGRAM_BINS,
+    SampleResult,
+    _native,
+    histogram_bins,
+    largest_remainder,
+    plot_audit,
+    write_outputs,
 )
 
 __all__ = [
@@ -52,49 +56,12 @@ __all__ = [
     "write_outputs",
     "plot_audit",
     "count_matches",
+    "cifar101_keyword_inputs",
+    "load_pairs_json",
 ]
-
-HISTOGRAM_BINS = (0.2, 0.4, 0.6, 0.8)
-# in the order a reason is attributed when several apply (the original pipeline's order)
-EXCLUSION_REASONS = (
-    "blacklisted",
-    "too_few_annotations",
-    "below_threshold",
-    "near_duplicate",
-    "not_reviewed",
-)
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def histogram_bins(
-    freqs: Sequence[float] | np.ndarray, edges: Sequence[float] = HISTOGRAM_BINS
-) -> np.ndarray:
-    """Bin index of each selection frequency: bins split at ``edges``; a value on an edge goes to the upper
-    bin (0.2 is in bin 1 of 0…4 with the default edges). NaN is an error."""
-    f = np.asarray(freqs, dtype=np.float64)
-    if np.isnan(f).any():
-        raise DataError("selection frequencies contain NaN (images without annotations)")
-    return np.searchsorted(np.asarray(edges, dtype=np.float64), f, side="right").astype(np.int64)
-
-
-def largest_remainder(counts: Sequence[int] | np.ndarray, size: int) -> np.ndarray:
-    """Scale a histogram of counts to ``size`` items by the largest-remainder method.
-
-    Each bin gets ``floor(count * size / total)``; the items left over go to the bins with the largest
-    remainders, ties to the higher bin. Exact integer arithmetic (no float rounding).
-    """
-    c = np.asarray(counts, dtype=np.int64)
-    total = int(c.sum())
-    if total <= 0:
-        raise DataError("cannot scale an empty histogram")
-    q, r = np.divmod(c * int(size), total)
-    left = int(size) - int(q.sum())
-    order = sorted(range(len(c)), key=lambda b: (-int(r[b]), -b))
-    for b in order[:left]:
-        q[b] += 1
-    return q
 
 
 def target_histograms(
@@ -123,14 +90,6 @@ def target_histograms(
     out = pd.DataFrame.from_dict(rows, orient="index", columns=list(range(nb))).astype(np.int64)
     out.index.name = "class"
     return out
-
-
-def _native(v: Any) -> Any:
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    return v
 
 
 def _sorted_ids(ids) -> list:
@@ -236,39 +195,6 @@ def screen_candidates(
 
 
 # ------------------------------------------------------------------------------------------ results
-
-
-@dataclass
-class SampleResult:
-    """What a sampling run produced. ``selected`` has ``image_id``, ``class``, ``selection_frequency``,
-    ``bin``, ``carried`` and ``upward`` (drawn from a higher bin); ``shortfalls`` one row per (class,
-    bin) that missed its target (``bin`` = -1 for strategies without bins)."""
-
-    manifest: dict
-    selected: pd.DataFrame
-    exclusions: pd.DataFrame
-    shortfalls: pd.DataFrame
-    targets: pd.DataFrame | None = None  # class x bin target counts (MatchedFrequency)
-    eligible: pd.DataFrame | None = None  # the usable candidates (for the audit figure)
-    edges: tuple = HISTOGRAM_BINS
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def is_valid(self) -> bool:
-        return bool(self.manifest["is_valid"])
-
-    def exclusion_summary(self) -> pd.DataFrame:
-        """Per class, how many candidates each reason excluded (columns in :data:`EXCLUSION_REASONS`
-        order, then any other reason)."""
-        e = self.exclusions
-        others = sorted(set(e["reason"]) - set(EXCLUSION_REASONS))
-        cols = list(EXCLUSION_REASONS) + others
-        if len(e) == 0:
-            return pd.DataFrame(columns=["class", *cols])
-        t = pd.crosstab(e["class"], e["reason"]).reindex(columns=cols, fill_value=0)
-        t = t.sort_index().reset_index()
-        t.columns.name = None
-        return t
 
 
 def _finish(rng: random.Random, pairs: list, shuffle: bool) -> list:
@@ -612,271 +538,7 @@ def _simple_result(
 # ---------------------------------------------------------------------------------- KeywordCounts
 
 
-def keyword_counts(
-    pools: Mapping[str, Sequence],
-    counts: Mapping[str, Mapping[str, int]],
-    start: Mapping[str, Sequence],
-    *,
-    seed: int,
-    blacklist: Sequence = (),
-    pool_overrides: Mapping[tuple[str, str], Sequence] | None = None,
-    empty_start: Sequence[tuple[str, str]] = (),
-    compat_set_order: bool = False,
-    starting_from: str | None = None,
-    parameters: Mapping[str, Any] | None = None,
-) -> SampleResult:
-    """KeywordCounts (CIFAR-10.1 style): per class and search keyword a target count, reached from a
-    previous version's per-keyword lists by seeded removals and additions.
-
-    Everything runs in the order of ``counts`` (class, then keyword), with one ``random.Random(seed)``:
-
-    1. every blacklisted id is removed from every keyword pool (keeping pool order);
-    2. a keyword starts from ``start[keyword]`` (empty when absent or listed in ``empty_start``); its pool
-       is ``pools[keyword]``, or ``pool_overrides[(class, keyword)]`` when given;
-    3. too many: ``random.sample`` the surplus from the current list and delete it, keeping the order of
-       the rest; too few: ``random.sample`` the shortfall from the pool (the pool minus the starting list
-       when that is not empty) and append the draws in draw order.
-
-    The pool minus the starting list keeps pool order by default. ``compat_set_order=True`` instead
-    builds it as ``list(set(pool) - set(start))``, as the original CIFAR-10.1 code did: that order is
-    whatever the running interpreter gives, so use it only to compare with the released files (see
-    ``docs/sampler.md``). A keyword whose pool is too small gets all of it and a shortfall row.
-
-    Returns a :class:`SampleResult` whose manifest's ``image_filenames`` are ``[id, class]`` pairs in
-    output order and whose ``extra["per_keyword"]`` holds each keyword's final list.
-    """
-    rng = random.Random(seed)
-    bl = set(blacklist)
-    clean = {kw: [x for x in pool if x not in bl] for kw, pool in pools.items()}
-    overrides = dict(pool_overrides or {})
-    empty = {tuple(x) for x in empty_start}
-    pairs, sel_rows, short, per_keyword, excl_rows = [], [], [], {}, []
-    for kw, pool in pools.items():
-        for x in pool:
-            if x in bl:
-                excl_rows.append((x, kw, "blacklisted"))
-    for cls, kws in counts.items():
-        for kw, n in kws.items():
-            n = int(n)
-            begin = [] if (cls, kw) in empty else list(start.get(kw, []))
-            if (cls, kw) in overrides:
-                pool = list(overrides[(cls, kw)])
-            elif kw in clean:
-                pool = clean[kw]
-            else:
-                raise DataError(f"keyword {kw!r} of class {cls!r} has no pool")
-            cur = list(begin)
-            if n < len(cur):
-                drop = set(rng.sample(cur, len(cur) - n))
-                cur = [x for x in cur if x not in drop]
-            elif n > len(cur):
-                if not begin:
-                    avail = list(pool)
-                elif compat_set_order:
-                    avail = list(set(pool) - set(begin))  # the original's order: interpreter-dependent
-                else:
-                    s = set(begin)
-                    avail = [x for x in pool if x not in s]
-                need = n - len(cur)
-                if need > len(avail):
-                    short.append((cls, kw, n, len(cur) + len(avail), need - len(avail)))
-                    need = len(avail)
-                cur += rng.sample(avail, need)
-            per_keyword[(cls, kw)] = cur
-            for x in cur:
-                pairs.append((x, cls))
-                sel_rows.append((x, cls, kw))
-    shortfalls = pd.DataFrame(short, columns=["class", "keyword", "target", "achieved", "missing"])
-    ordered = [[_native(a), _native(b)] for a, b in pairs]
-    manifest = {
-        "sampling_function": "keyword_counts",
-        "target_size": int(sum(int(n) for kws in counts.values() for n in kws.values())),
-        "num_images": len(ordered),
-        "keyword_counts": {c: {k: int(n) for k, n in kws.items()} for c, kws in counts.items()},
-        "compat_set_order": bool(compat_set_order),
-        "seed": int(seed),
-        "starting_from": starting_from,
-        "image_filenames": ordered,
-        "is_valid": len(shortfalls) == 0,
-        "shortfalls": {
-            f"{c}/{k}": int(m)
-            for c, k, m in zip(shortfalls["class"], shortfalls["keyword"], shortfalls["missing"], strict=True)
-        },
-        **dict(parameters or {}),
-    }
-    selected = pd.DataFrame(sel_rows, columns=["image_id", "class", "keyword"])
-    # a blacklisted id is reported once per keyword pool it was removed from; "class" holds the keyword here
-    excl = pd.DataFrame(excl_rows, columns=["image_id", "class", "reason"]).rename(
-        columns={"class": "keyword"}
-    )
-    excl["class"] = ""
-    res = SampleResult(manifest, selected, excl[["image_id", "class", "reason", "keyword"]], shortfalls)
-    res.extra["per_keyword"] = per_keyword
-    return res
-
-
-def count_matches(a: Sequence, b: Sequence) -> tuple[int, list[int]]:
-    """How many positions of two equal-length sequences agree, and the positions that differ."""
-    if len(a) != len(b):
-        raise DataError(f"lengths differ: {len(a)} vs {len(b)}")
-    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    return len(a) - len(diff), diff
-
-
 # ------------------------------------------------------------------------------------------ outputs
-
-
-def write_outputs(result: SampleResult, out_dir: str | os.PathLike, *, figure: bool = True) -> list[Path]:
-    """Write ``manifest.json``, ``exclusions.csv``, ``excluded_images.csv``, ``shortfalls.csv`` and
-    (with ``figure``; not for KeywordCounts) ``audit.png`` into ``out_dir``. Returns the paths."""
-    out = Path(out_dir)
-    # the manifest is written without timestamps or user names, so reruns are byte-identical
-    written = [atomic_write_json(out / "manifest.json", result.manifest)]
-    if result.manifest["sampling_function"] != "keyword_counts":
-        written.append(
-            atomic_write_text(
-                out / "exclusions.csv", csv_text(result.exclusion_summary())
-            )
-        )
-    written.append(
-        atomic_write_text(
-            out / "excluded_images.csv", csv_text(result.exclusions)
-        )
-    )
-    written.append(
-        atomic_write_text(out / "shortfalls.csv", csv_text(result.shortfalls))
-    )
-    if figure and result.manifest["sampling_function"] != "keyword_counts":
-        written.append(plot_audit(result, out / "audit.png"))
-    return written
-
-
-def _hist(result: SampleResult, df: pd.DataFrame, nb: int) -> pd.DataFrame:
-    if len(df) == 0:
-        return pd.DataFrame(columns=range(nb), dtype=np.int64)
-    b = histogram_bins(df["selection_frequency"].to_numpy(), result.edges)
-    return pd.crosstab(df["class"].to_numpy(), b).reindex(columns=range(nb), fill_value=0)
-
-
-def plot_audit(result: SampleResult, path: str | os.PathLike, *, max_classes: int = 12) -> Path:
-    """Target vs achieved selection-frequency histograms: all classes pooled (left) and the classes that
-    missed their target most (small multiples; the first classes when none missed).
-
-    For MatchedFrequency the target is the target histogram; for Threshold and TopImages, which have no
-    histogram target, the reference is the histogram of the usable candidates scaled to the per-class size.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    edges = list(result.edges)
-    nb = len(edges) + 1
-    labels = (
-        [f"<{edges[0]:g}"] + [f"{edges[i]:g}–{edges[i + 1]:g}" for i in range(nb - 2)] + [f"≥{edges[-1]:g}"]
-    )
-    achieved = _hist(result, result.selected, nb)
-    if result.targets is not None:
-        target, ref_label = result.targets, "target"
-    else:
-        pool = _hist(result, result.eligible, nb)
-        k = result.selected.groupby("class").size()
-        per = result.manifest.get("num_per_class")
-        rows = {}
-        for cls, h in pool.iterrows():
-            size = per if isinstance(per, int) else int(k.get(cls, 0))
-            rows[cls] = largest_remainder(h.to_numpy(), size) if h.sum() else np.zeros(nb, dtype=np.int64)
-        target = pd.DataFrame.from_dict(rows, orient="index", columns=range(nb))
-        ref_label = "usable candidates (scaled)"
-    classes = sorted(set(target.index) | set(achieved.index), key=lambda x: (isinstance(x, str), x))
-    target = target.reindex(index=classes, fill_value=0)
-    achieved = achieved.reindex(index=classes, fill_value=0)
-    dev = (target - achieved).abs().sum(axis=1)
-    missing = (
-        result.shortfalls.groupby("class")["missing"].sum()
-        if len(result.shortfalls)
-        else pd.Series(dtype=np.int64)
-    )
-    miss = {c: int(missing.get(c, 0)) for c in classes}
-    order = sorted(classes, key=lambda c: (-miss[c], -int(dev[c]), (isinstance(c, str), c)))
-    shown = order[:max_classes]
-    ncols = 4
-    nrows = max(1, int(np.ceil(len(shown) / ncols)))
-    fig = plt.figure(figsize=(4 + 2.6 * ncols, max(3.6, 2.2 * nrows)))
-    gs = fig.add_gridspec(nrows, ncols + 2)
-    ax = fig.add_subplot(gs[:, :2])
-    x = np.arange(nb)
-    w = 0.4
-    ax.bar(x - w / 2, target.sum().to_numpy(), w, label=ref_label, color="#9ecae1", edgecolor="#3182bd")
-    ax.bar(x + w / 2, achieved.sum().to_numpy(), w, label="achieved", color="#fdae6b", edgecolor="#e6550d")
-    ax.set_xticks(x, labels, fontsize=8)
-    ax.set_xlabel("selection frequency")
-    ax.set_ylabel("images (count)")
-    name = result.manifest["sampling_function"]
-    n_short = sum(1 for c in classes if miss[c] > 0)
-    off = f", {int(dev.gt(0).sum())} histograms off target" if result.targets is not None else ""
-    ax.set_title(
-        f"{name}: all {len(classes)} classes\n{int(achieved.to_numpy().sum())} of "
-        f"{int(result.manifest['target_size'])} images, {n_short} classes short{off}",
-        fontsize=9,
-    )
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    for i, cls in enumerate(shown):
-        a = fig.add_subplot(gs[i // ncols, 2 + i % ncols])
-        a.bar(x - w / 2, target.loc[cls].to_numpy(), w, color="#9ecae1", edgecolor="#3182bd")
-        a.bar(x + w / 2, achieved.loc[cls].to_numpy(), w, color="#fdae6b", edgecolor="#e6550d")
-        a.set_xticks(x, [lb.replace("–", "–\n") for lb in labels], fontsize=6)
-        a.tick_params(axis="y", labelsize=7)
-        a.set_title(f"{str(cls)[:24]} (short {miss[cls]}, off {int(dev[cls])})", fontsize=8)
-        if i % ncols == 0:
-            a.set_ylabel("images", fontsize=7)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
-
-
-def load_pairs_json(path: str | os.PathLike) -> list:
-    """A JSON list (e.g. a blacklist or the released index list), checked to be a list."""
-    v = load_json(path)
-    if not isinstance(v, list):
-        raise DataError(f"{path}: expected a JSON list, got {type(v).__name__}")
-    return v
-
-
-def dumps_manifest(manifest: dict) -> str:
-    """The manifest as written (sorted keys, 2-space indent), for comparisons."""
-    return json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
-
-
-def cifar101_keyword_inputs(other_data: str | os.PathLike, version: str = "v6") -> dict[str, Any]:
-    """The inputs of a CIFAR-10.1 keyword run from the release's ``other_data`` folder, as keyword
-    arguments for :func:`keyword_counts` (plus ``released``: the released index list, for comparison).
-
-    As in the original v6 run: pools from ``tinyimage_good_indices_subselected_<v>.json``, the blacklist
-    ``blacklist_<v>.json``, targets ``keyword_counts_<v>.json``, starting lists from v4's
-    ``cifar10.1_v4_ti_indices_per_keyword.json``; the keyword "cruiser" draws from
-    ``cruiser_good_indices.json[class]`` and starts empty under "ship".
-    """
-    d = Path(other_data)
-    pools = load_json(d / f"tinyimage_good_indices_subselected_{version}.json")
-    counts = load_json(d / f"keyword_counts_{version}.json")
-    start = load_json(d / "cifar10.1_v4_ti_indices_per_keyword.json")
-    blacklist = load_pairs_json(d / f"blacklist_{version}.json")
-    cruiser = load_json(d / "cruiser_good_indices.json")
-    for name, obj in (("pools", pools), ("counts", counts), ("start", start), ("cruiser", cruiser)):
-        if not isinstance(obj, dict):
-            raise DataError(f"{d}: the {name} file is not a JSON object")
-    released_path = d / f"cifar10.1_{version}_ti_indices.json"
-    return {
-        "pools": pools,
-        "counts": counts,
-        "start": start,
-        "blacklist": blacklist,
-        "pool_overrides": {(cls, "cruiser"): ids for cls, ids in cruiser.items()},
-        "empty_start": [("ship", "cruiser")],
-        "starting_from": "cifar10.1_v4_ti_indices_per_keyword.json",
-        "released": load_pairs_json(released_path) if released_path.is_file() else None,
-    }
 
 
 def read_frequency_table(path: str | os.PathLike) -> pd.DataFrame:
