@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from generalization import cli
-from generalization.cli import main
+from generalization.cli import evaluator_commands, main
 from generalization.store.records import PredictionStore
 
 
@@ -150,7 +150,7 @@ def test_unexpected_error_is_one_line_with_a_hint_and_debug_shows_it(capsys, mon
     def boom(args):
         raise RuntimeError("something broke\nacross lines")
 
-    monkeypatch.setattr(cli, "_run_list_datasets", boom)
+    monkeypatch.setattr(evaluator_commands, "_run_list_datasets", boom)
     rc, out, err = _cli(capsys, "list-datasets")
     assert rc == 1
     assert err == ("generalization: internal error: RuntimeError: something broke across lines "
