@@ -376,7 +376,9 @@ def test_keep_freed_memory_is_a_glibc_setting(monkeypatch):
         assert tuned == str(setting == "tuned")
         faults[setting] = int(n)
     block = (64 << 20) // 4096  # pages
-    assert faults["tuned"] < 2 * block and faults["system"] > 8 * block, faults  # at most once vs every time
+    # at most a few of the 10 cycles fault the block in again vs every one of them (idle machine: 0-1 block;
+    # on a machine loaded 5x over, 2 blocks = 32,768 faults were seen once)
+    assert faults["tuned"] <= 3 * block and faults["system"] > 8 * block, faults
 
 
 def test_normalize_matches_numpy_for_any_layout_and_reused_buffer():
