@@ -23,12 +23,12 @@ TOP_FLOOR = 3
 # Imports between sibling subsystems that the rules would refuse, each with the reason it is tolerated.
 ALLOWED = {
     # The CIFAR-10H selection-frequency study (analysis) draws frequency-shifted resamples with the sampler's own
-    # strategies and turns vote counts into frequencies with the sampler's annotation code: the analysis of a
+    # strategies and turns vote counts into frequencies with the sampler's frequency code: the analysis of a
     # sampling procedure reuses that procedure. Moving the study's report writer into a workflows module would
     # not remove these (the resampling itself needs them); selection_frequency.py is split into
     # frequencies (selection_frequency), resampling (frequency_resampling) and the report (selection_frequency_report).
     ("generalization.analysis.frequency_resampling", "generalization.sampler.strategies"),
-    ("generalization.analysis.selection_frequency", "generalization.sampler.annotations"),
+    ("generalization.analysis.selection_frequency", "generalization.sampler.frequencies"),
     ("generalization.analysis.selection_frequency", "generalization.sampler.strategies"),
     ("generalization.analysis.selection_frequency_report", "generalization.sampler.strategies"),
 }

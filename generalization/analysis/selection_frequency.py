@@ -6,7 +6,7 @@ test set (CIFAR-10H: about 50 votes for each CIFAR-10 test image) and per-image 
 (the 30 CIFAR-10.1 release models, in a :class:`~generalization.store.records.PredictionStore`), this module
 
 1. turns votes into per-image selection frequencies of the labelled class, through the sampler's own
-   :func:`generalization.sampler.annotations.selection_frequencies_from_counts`;
+   :func:`generalization.sampler.frequencies.selection_frequencies_from_counts`;
 2. measures accuracy per frequency bin (the sampler's bins, or quantile bins) with Clopper-Pearson
    intervals (:func:`accuracy_by_frequency`);
 3. draws *frequency-shifted resamples* of the test set with MatchedFrequency
@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..files import DataError, load_npy
 from ..metrics import clopper_pearson
-from ..sampler.annotations import selection_frequencies_from_counts
+from ..sampler.frequencies import selection_frequencies_from_counts
 from ..sampler.strategies import (
     HISTOGRAM_BINS,
     histogram_bins,

@@ -148,6 +148,7 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
 
     from ..files import atomic_write_text, csv_text, load_npy
     from ..sampler import annotations as an
+    from ..sampler import frequencies as fq
 
     out = args.out
     if args.counts is not None:
@@ -162,7 +163,7 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
             if classes is None:
                 raise DataError("--image-folder needs --classes (the class folder names in label order)")
             ids = manifests.class_folder_ids(args.image_folder, labels, classes)
-        table = an.selection_frequencies_from_counts(counts, labels, image_ids=ids)
+        table = fq.selection_frequencies_from_counts(counts, labels, image_ids=ids)
         if classes is not None:
             if len(classes) != counts.shape[1]:
                 raise DataError(f"--classes names {len(classes)} classes, {args.counts} has {counts.shape[1]}")
@@ -180,11 +181,11 @@ def _run_selection_frequency(args: argparse.Namespace) -> int:
         if tasks is not None:
             known |= set(tasks["image_id"])
     ann, problems = an.load_annotations(args.annotations, format=args.format, tasks=tasks, known_images=known)
-    quality = an.worker_quality(ann)
+    quality = fq.worker_quality(ann)
     excluded = []
     if args.min_control_accuracy is not None:
-        excluded = an.workers_below(quality, args.min_control_accuracy, min_controls=args.min_controls)
-    table = an.selection_frequencies(ann, min_annotations=args.min_annotations, exclude_workers=excluded)
+        excluded = fq.workers_below(quality, args.min_control_accuracy, min_controls=args.min_controls)
+    table = fq.selection_frequencies(ann, min_annotations=args.min_annotations, exclude_workers=excluded)
     stem = out.with_suffix("")
     atomic_write_text(out, csv_text(table))
     atomic_write_text(f"{stem}.problems.csv", csv_text(problems))

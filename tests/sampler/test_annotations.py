@@ -13,6 +13,7 @@ import pytest
 from generalization.cli import main
 from generalization.files import DataError
 from generalization.sampler import annotations as an
+from generalization.sampler import frequencies as fq
 
 # ------------------------------------------------------------------------------------ CIFAR-10H counts
 
@@ -22,7 +23,7 @@ def test_selection_frequencies_from_cifar10h_counts(shared_data):
     labels = np.load(
         shared_data / "cifar10-test-labels" / "cifar10_test_set_original_labels.npy", allow_pickle=False
     ).astype(np.int64)
-    t = an.selection_frequencies_from_counts(counts, labels)
+    t = fq.selection_frequencies_from_counts(counts, labels)
     assert len(t) == 10_000 and t["image_id"].tolist() == list(range(10_000))
     rows = np.arange(10_000)
     np.testing.assert_array_equal(t["num_annotations"].to_numpy(), counts.sum(axis=1))
@@ -36,16 +37,16 @@ def test_selection_frequencies_from_cifar10h_counts(shared_data):
 
 def test_selection_frequencies_from_counts_checks_inputs():
     c = np.array([[3, 1], [0, 0]])
-    t = an.selection_frequencies_from_counts(c, np.array([1, 0]), image_ids=["a", "b"])
+    t = fq.selection_frequencies_from_counts(c, np.array([1, 0]), image_ids=["a", "b"])
     assert t["selection_frequency"].iloc[0] == 0.25 and np.isnan(t["selection_frequency"].iloc[1])
     with pytest.raises(DataError, match="2-D"):
-        an.selection_frequencies_from_counts(np.zeros(3, dtype=int), np.zeros(3, dtype=int))
+        fq.selection_frequencies_from_counts(np.zeros(3, dtype=int), np.zeros(3, dtype=int))
     with pytest.raises(DataError, match="labels must lie"):
-        an.selection_frequencies_from_counts(c, np.array([0, 2]))
+        fq.selection_frequencies_from_counts(c, np.array([0, 2]))
     with pytest.raises(DataError, match="non-negative"):
-        an.selection_frequencies_from_counts(-c, np.array([0, 1]))
+        fq.selection_frequencies_from_counts(-c, np.array([0, 1]))
     with pytest.raises(DataError, match="whole vote counts"):
-        an.selection_frequencies_from_counts(c + 0.5, np.array([0, 1]))
+        fq.selection_frequencies_from_counts(c + 0.5, np.array([0, 1]))
 
 
 # ------------------------------------------------------------------------------ long format, problems
@@ -77,7 +78,7 @@ def test_long_format_bad_rows_reported_with_line_numbers(tmp_path):
     }
     assert (problems["file"] == str(path)).all()
     assert len(ann) + len(problems) == 9  # nothing silently dropped
-    freq = an.selection_frequencies(ann, min_annotations=3).set_index(["image_id", "class"])
+    freq = fq.selection_frequencies(ann, min_annotations=3).set_index(["image_id", "class"])
     # i1/A: w1 yes, w2 yes, w4 yes -> 3/3; i2/A: w1 no, w2 rejected (not counted) -> 0/1
     assert freq.loc[("i1", "A"), ["num_annotations", "num_selected"]].tolist() == [3, 3]
     assert freq.loc[("i2", "A"), ["num_annotations", "num_selected"]].tolist() == [1, 0]
@@ -166,7 +167,7 @@ def test_simulated_selection_frequency_and_worker_quality_recover_truth(tmp_path
     df.to_csv(tmp_path / "ann.csv", index=False)
     ann, problems = an.load_annotations(tmp_path / "ann.csv")
     assert len(problems) == 0 and len(ann) == len(df)
-    freq = an.selection_frequencies(ann)
+    freq = fq.selection_frequencies(ann)
     # exact: the counts equal a direct tally of the raw rows
     cand = df[df["role"] == "candidate"]
     tally = cand.groupby("image_id")["selected"].agg(["size", "sum"])
@@ -175,7 +176,7 @@ def test_simulated_selection_frequency_and_worker_quality_recover_truth(tmp_path
     assert (f["num_selected"] == tally["sum"].reindex(f.index)).all()
     assert len(freq) == len(p)  # controls are not candidates
 
-    q = an.worker_quality(ann).set_index("worker_id")
+    q = fq.worker_quality(ann).set_index("worker_id")
     sens = np.array([truth[w][0] for w in q.index])
     fpr = np.array([truth[w][1] for w in q.index])
     # each worker answers ~ 40 positive and 40 negative controls: binomial s.e. <= 0.08
@@ -183,13 +184,13 @@ def test_simulated_selection_frequency_and_worker_quality_recover_truth(tmp_path
     assert np.abs(q["positive_rate"].to_numpy() - sens).mean() < 0.07
     assert np.abs(q["negative_rate"].to_numpy() - fpr).mean() < 0.07
     spammers = sorted(w for w, t in truth.items() if t[2])
-    cut = an.workers_below(q.reset_index(), 0.75)
+    cut = fq.workers_below(q.reset_index(), 0.75)
     assert cut == spammers and len(spammers) >= 3
 
     # with the spammers cut, frequencies recover the true p (12 workers, ~10 after the cut)
-    clean = an.selection_frequencies(ann, exclude_workers=cut).set_index("image_id")
+    clean = fq.selection_frequencies(ann, exclude_workers=cut).set_index("image_id")
     err = np.abs(clean["selection_frequency"] - pd.Series(p).reindex(clean.index))
-    dirty = an.selection_frequencies(ann).set_index("image_id")
+    dirty = fq.selection_frequencies(ann).set_index("image_id")
     err_dirty = np.abs(dirty["selection_frequency"] - pd.Series(p).reindex(dirty.index))
     assert err.mean() < 0.12 and err.mean() < err_dirty.mean()
 

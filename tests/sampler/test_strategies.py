@@ -509,7 +509,7 @@ def test_cli_matched_frequency_threshold_top(tmp_path, pool, capsys):
 def test_matched_frequency_on_cifar10h_with_shifted_targets(shared_data):
     """The use issue 9 needs: CIFAR-10 test images (integer ids and classes) with CIFAR-10H frequencies,
     resampled to a histogram other than their own."""
-    from generalization.sampler.annotations import selection_frequencies_from_counts
+    from generalization.sampler.frequencies import selection_frequencies_from_counts
 
     counts = np.load(shared_data / "cifar10h" / "cifar10h-counts.npy", allow_pickle=False)
     labels = np.load(

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from generalization.sampler import annotations as an
+from generalization.sampler import frequencies as fq
 from generalization.sampler import tasks as tk
 
 HOSTILE = '</script><script>window.pwned=1</script><img src=x onerror="window.pwned=2">"\'&${x}'
@@ -242,7 +243,7 @@ def test_mturk_mode_in_chromium(browser, tmp_path):
     shown = t[t["task_id"] == row["task_id"]].sort_values("position")
     assert len(problems) == 0
     assert set(ann.loc[ann["selected"], "image_id"]) == set(shown["image_id"].iloc[[1, 2, 40]])
-    q = an.worker_quality(ann)
+    q = fq.worker_quality(ann)
     assert q["num_positive"].tolist() == [3] and q["num_negative"].tolist() == [3]
 
 
