@@ -3,10 +3,12 @@
 data (:func:`assemble_cifar10_test`), for tests (tests/conftest.py) and benchmarks (benchmarks/sweep.py,
 benchmarks/sweep_distributed.py, which put tests/ on sys.path). Moved out of
 :mod:`generalization.evaluator.datasets`: they build inputs, the package only reads them.
+Also :func:`tree_hashes`, the snapshot of a folder that tests compare to show a command changed nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -77,3 +79,17 @@ def assemble_cifar10_test(
                 with Image.open(jpg) as im:
                     pixels[r] = np.asarray(im.convert("RGB"))
     return write_cifar10_batch(Path(out_root) / "cifar-10-batches-py" / "test_batch", pixels, labels[:n])
+
+
+def tree_hashes(root: Path, skip: Path | None = None) -> dict[str, str]:
+    """Every file under ``root`` (but not under ``skip``) -> the SHA-256 of its bytes (a link: its target), to
+    check that a command changed nothing outside its output folder."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if skip is not None and (p == skip or skip in p.parents):
+            continue
+        if p.is_symlink():
+            out[str(p)] = "link:" + str(p.readlink())
+        elif p.is_file():
+            out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -14,22 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import tree_hashes
 
 from generalization import cli
 from generalization.cli import evaluator_commands, main
 from generalization.store.records import PredictionStore
-
-
-def _tree(root: Path, skip: Path | None = None) -> dict[str, str]:
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if skip is not None and (p == skip or skip in p.parents):
-            continue
-        if p.is_symlink():
-            out[str(p)] = "link:" + str(p.readlink())
-        elif p.is_file():
-            out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 @pytest.fixture(autouse=True)
@@ -50,12 +38,12 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
 
 def _fails(capsys, tmp_path, pattern, *args, out: Path | None = None):
     """Exit 2, the pattern in the last stderr line, nothing outside ``out`` changed."""
-    before = _tree(tmp_path, skip=out)
+    before = tree_hashes(tmp_path, skip=out)
     rc, _, err = _cli(capsys, *args)
     assert rc == 2, err
     last = err.strip().splitlines()[-1]
     assert re.search(pattern, last), err
-    assert _tree(tmp_path, skip=out) == before
+    assert tree_hashes(tmp_path, skip=out) == before
     return err
 
 
@@ -287,13 +275,13 @@ def test_tasks_reused_out_folder_keeps_no_old_pages(capsys, tmp_path):
     (out / "pages" / "notes.html").write_text("mine")  # not a page the command makes: kept
     small = pd.read_csv(cand).head(10)
     small.to_csv(tmp_path / "small.csv", index=False)
-    before = _tree(tmp_path, skip=out)
+    before = tree_hashes(tmp_path, skip=out)
     assert _cli(capsys, "tasks", "--candidates", tmp_path / "small.csv", "--positives", pos, "--seed", 0,
                 "--out", out)[0] == 0
     assert sorted(p.name for p in (out / "pages").iterdir()) == ["notes.html", "task-000000.html"]
     tasks = pd.read_csv(out / "tasks.csv")
     assert tasks["task_id"].unique().tolist() == ["task-000000"]
-    assert _tree(tmp_path, skip=out) == before
+    assert tree_hashes(tmp_path, skip=out) == before
     assert _cli(capsys, "tasks", "--candidates", tmp_path / "small.csv", "--positives", pos, "--seed", 0,
                 "--out", out, "--no-pages")[0] == 0
     assert sorted(p.name for p in (out / "pages").iterdir()) == ["notes.html"]
@@ -389,7 +377,7 @@ def test_evaluate_rerun_on_a_read_only_finished_store(capsys, tmp_path, monkeypa
             "--out", tmp_path / "store", "--batch-size", 250, "--device", "cpu"]
     rc, out, err = _cli(capsys, *args)
     assert rc == 0, err
-    before = _tree(tmp_path)
+    before = tree_hashes(tmp_path)
 
     def refuse(*a, **k):
         raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "store"))
@@ -399,10 +387,10 @@ def test_evaluate_rerun_on_a_read_only_finished_store(capsys, tmp_path, monkeypa
     rc, out2, err = _cli(capsys, *args)
     assert rc == 0, err
     assert "already in" in out2 and "nothing to do" in out2
-    assert _tree(tmp_path) == before
+    assert tree_hashes(tmp_path) == before
     # --overwrite recomputes, finds the same predictions, and has nothing to write either
     assert _cli(capsys, *args, "--overwrite")[0] == 0
-    assert _tree(tmp_path) == before
+    assert tree_hashes(tmp_path) == before
     monkeypatch.undo()
     assert _cli(capsys, "verify-store", tmp_path / "store")[0] == 0
 

@@ -5,31 +5,18 @@ nothing outside the store or --out changed."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import tree_hashes
 
 from generalization.cli import main
 from generalization.files import DataError, load_npy
 from generalization.store.records import PredictionStore
 
 TS = "cifar10.1-v6"
-
-
-def _tree(root: Path, skip: Path | None = None) -> dict[str, str]:
-    """Every file under root (but not under skip) -> hash of its bytes (links: their target)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if skip is not None and (p == skip or skip in p.parents):
-            continue
-        if p.is_symlink():
-            out[str(p)] = "link:" + str(p.readlink())
-        elif p.is_file():
-            out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 def _cli(capsys, *args) -> tuple[int, str, str]:
@@ -78,7 +65,7 @@ def test_overwrite_never_deletes_a_file_the_record_names_outside(store, tmp_path
     name = str(victim) if name == "ABSOLUTE" else name
     rec = _record(s, "m/a")
     _edit(rec, predictions_file=name)
-    before = _tree(tmp_path, skip=s.root)
+    before = tree_hashes(tmp_path, skip=s.root)
     with pytest.raises(DataError, match="not a valid store record.*predictions_file"):
         s.predictions("evaluate", "m/a", TS)
     # analyze --votes reads predictions: refused, nothing read from outside
@@ -86,7 +73,7 @@ def test_overwrite_never_deletes_a_file_the_record_names_outside(store, tmp_path
         s.records()
     new = np.roll(pred, 1, axis=0)
     s.put(source="evaluate", model="m/a", test_set=TS, predictions=new, overwrite=True)
-    assert _tree(tmp_path, skip=s.root) == before  # the victim is still there, unchanged
+    assert tree_hashes(tmp_path, skip=s.root) == before  # the victim is still there, unchanged
     np.testing.assert_array_equal(s.predictions("evaluate", "m/a", TS), new)
     s.verify()
 
@@ -229,7 +216,7 @@ def test_tampering_is_found_by_analyze_and_verify_store(store, tmp_path, capsys,
     tamper, message = TAMPER[case]
     assert _cli(capsys, "verify-store", s.root)[0] == 0
     tamper(s, labels=labels, pred=pred)
-    before = _tree(tmp_path)
+    before = tree_hashes(tmp_path)
     with pytest.raises(DataError, match=message):
         s.verify()
     rc, out, err = _cli(capsys, "verify-store", s.root)
@@ -239,7 +226,7 @@ def test_tampering_is_found_by_analyze_and_verify_store(store, tmp_path, capsys,
     assert rc == 2 and err.startswith("generalization: error: ") and err.count("\n") == 1
     assert __import__("re").search(message, err), err
     assert not (tmp_path / "out").exists()  # nothing written: the check comes first
-    assert _tree(tmp_path) == before
+    assert tree_hashes(tmp_path) == before
 
 
 def test_verify_report_and_timing_shape(store):
