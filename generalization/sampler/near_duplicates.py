@@ -24,6 +24,9 @@ the paper removed near-duplicates before sampling. This module does that in thre
      which needs no download (JPEG copies are still close in a random network's feature space, but the
      distances mean less than with trained weights).
 
+   Without ``metrics``, the Python functions and the CLI alike use the paper's protocol
+   (:func:`default_metrics`): ``l2`` and ``dssim``, plus ``cnn`` when its weights are already cached.
+
 2. **Links and components.** A candidate–original or candidate–candidate pair among the computed
    neighbours is a *duplicate link* when its distance is at most the metric's threshold under **any**
    of the selected metrics (defaults: ``l2`` 150 per value, i.e. ``150 * H*W*3``; ``dssim`` 0.12; ``cnn``
@@ -313,7 +316,7 @@ def find_neighbors(
     candidates: ImageSet,
     originals: ImageSet,
     *,
-    metrics: Sequence[str] = ("l2",),
+    metrics: Sequence[str] | None = None,
     k: int = 5,
     shortlist: int = 10,
     device: str | None = "cpu",
@@ -324,11 +327,12 @@ def find_neighbors(
 ) -> pd.DataFrame:
     """The ``k`` nearest originals and other candidates of every candidate, per metric.
 
-    Returns a long table: ``candidate_index, candidate_id, pool ("original" | "candidate"), metric, rank
-    (1 = nearest), neighbor_index, neighbor_id, distance``. ``dssim`` ranks only the ``shortlist`` nearest
-    of each pool under ``l2`` (see the module docstring).
+    ``metrics`` None: the paper's protocol, as on the command line (:func:`default_metrics`). Returns a long
+    table: ``candidate_index, candidate_id, pool ("original" | "candidate"), metric, rank (1 = nearest),
+    neighbor_index, neighbor_id, distance``. ``dssim`` ranks only the ``shortlist`` nearest of each pool
+    under ``l2`` (see the module docstring).
     """
-    metrics = _check_metrics(metrics)
+    metrics = _resolve_metrics(metrics, cnn_arch, cnn_weights)
     if candidates.images.shape[1:] != originals.images.shape[1:]:
         raise DataError(
             f"{candidates.source}: images are {candidates.images.shape[1:3]}, but {originals.source} has "
@@ -388,6 +392,12 @@ def find_neighbors(
         kind="stable",
     )
     return out.reset_index(drop=True)
+
+
+def _resolve_metrics(metrics: Iterable[str] | None, cnn_arch: str, cnn_weights: str) -> list[str]:
+    """The metrics asked for, checked and in canonical order; None: the paper's protocol (one default for the
+    Python API and the CLI)."""
+    return _check_metrics(default_metrics(cnn_arch, cnn_weights) if metrics is None else metrics)
 
 
 def _check_metrics(metrics: Iterable[str]) -> list[str]:
@@ -560,7 +570,7 @@ def detect_near_duplicates(
     candidates: ImageSet,
     originals: ImageSet,
     *,
-    metrics: Sequence[str] = ("l2",),
+    metrics: Sequence[str] | None = None,
     thresholds: Mapping[str, float | None] | None = None,
     k: int = 5,
     shortlist: int = 10,
@@ -570,8 +580,13 @@ def detect_near_duplicates(
     cnn_input_size: int | None = None,
     seed: int = 0,
 ) -> NearDuplicateResult:
-    """Neighbours, links and decisions for every candidate (see the module docstring for the rules)."""
-    metrics = _check_metrics(metrics)
+    """Neighbours, links and decisions for every candidate (see the module docstring for the rules).
+
+    ``metrics`` None: the paper's protocol (:func:`default_metrics`: ``l2`` and ``dssim``, plus ``cnn`` when
+    its weights are cached), the same default as ``generalization near-duplicates``; ``["l2"]`` asks for
+    pixel L2 alone. The metrics used are in ``params["metrics"]``.
+    """
+    metrics = _resolve_metrics(metrics, cnn_arch, cnn_weights)
     thr = resolve_thresholds(metrics, thresholds, candidates.images.shape[1:])
     neighbors = find_neighbors(
         candidates,
@@ -630,10 +645,9 @@ def run_near_duplicates(
     ``summary.json``, ``exclusions.csv`` (excluded ids with reason ``near_duplicate``, for the samplers),
     ``review.html`` and ``review.png`` into ``out_dir``; returns the paths written.
 
-    ``metrics`` None: the paper's protocol (:func:`default_metrics`). ``image_root``: the folder that
+    ``metrics`` None: the paper's protocol (:func:`default_metrics`, resolved in
+    :func:`detect_near_duplicates`). ``image_root``: the folder that
     table inputs' paths are relative to (see :func:`load_image_set`)."""
-    if metrics is None:
-        metrics = default_metrics(cnn_arch, cnn_weights)
     orig = load_image_set(original, size, image_root=image_root)
     cand = load_image_set(candidates, size, image_root=image_root)
     result = detect_near_duplicates(

@@ -203,13 +203,14 @@ def test_bad_inputs(tmp_path):
         nd.load_image_set(tmp_path / "nothing.npy")
 
 
-def test_cli_end_to_end(tmp_path, capsys):
+def _write_pool(tmp_path: Path) -> Path:
+    """orig.npy (40 images) and cand/: JPEG copies of originals 0..4, a near-identical pair (u0, u1) and 10
+    unrelated images; returns the candidate folder."""
     rng = np.random.default_rng(4)
     originals = _smooth_images(rng, 40)
     np.save(tmp_path / "orig.npy", originals)
     cand = tmp_path / "cand"
     (cand / "x").mkdir(parents=True)
-    # c: JPEG copies of originals 0..4, a near-identical pair (u0, u1), 10 unrelated images
     for i in range(5):
         Image.fromarray(originals[i]).save(cand / "x" / f"copy{i}.jpg", quality=75)
     pair = _smooth_images(rng, 1)[0]
@@ -217,6 +218,11 @@ def test_cli_end_to_end(tmp_path, capsys):
     Image.fromarray(np.clip(pair.astype(int) + 2, 0, 255).astype(np.uint8)).save(cand / "u1.png")
     for i, img in enumerate(_smooth_images(rng, 10)):
         Image.fromarray(img).save(cand / f"v{i:02d}.png")
+    return cand
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    cand = _write_pool(tmp_path)
     out = tmp_path / "out"
     rc = main(
         [
@@ -280,6 +286,33 @@ def test_cli_end_to_end(tmp_path, capsys):
         ]
     )
     assert rc == 2 and "METRIC=NUMBER" in capsys.readouterr().err
+
+
+def test_python_default_metrics_are_the_clis(tmp_path, capsys, monkeypatch):
+    """Without ``metrics`` the Python API runs the paper's protocol, exactly what the CLI runs without --metric
+    (here l2 + dssim: no CNN weights at hand; that cnn joins when they are is tested with default_metrics in
+    tests/test_new_test_set_chain.py)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    cand = _write_pool(tmp_path)
+    expected = ["l2", "dssim"]
+    cands, origs = nd.load_image_set(cand), nd.load_image_set(tmp_path / "orig.npy")
+    res = nd.detect_near_duplicates(cands, origs, k=3, shortlist=4)
+    assert res.params["metrics"] == expected
+    assert sorted(set(res.neighbors["metric"])) == sorted(expected)
+    nb = nd.find_neighbors(cands, origs, k=3, shortlist=4)
+    assert sorted(set(nb["metric"])) == sorted(expected)
+    out = tmp_path / "out"
+    assert main(["near-duplicates", "--original", str(tmp_path / "orig.npy"), "--candidates", str(cand),
+                 "--out", str(out), "--k", "3", "--shortlist", "4"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "summary.json").read_text())["params"]["metrics"] == expected
+    cli = pd.read_csv(out / "decisions.csv", dtype=str, keep_default_na=False)
+    cols = ["candidate_id", "decision", "reason", "duplicate_of"]
+    pd.testing.assert_frame_equal(cli[cols], res.decisions[cols].astype(str).replace("None", ""))
+    # the default catches every JPEG copy; pixel L2 alone stays one argument away
+    assert set(res.decisions.loc[res.decisions["reason"] == "duplicate_of_original", "candidate_id"]) == {
+        f"x/copy{i}.jpg" for i in range(5)}
+    assert nd.detect_near_duplicates(cands, origs, metrics=["l2"], k=3).params["metrics"] == ["l2"]
 
 
 def test_cnn_weights_enum_path_offline(tmp_path, monkeypatch):
