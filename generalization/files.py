@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "cifar10_test_batch",
     "load_cifar10_batch",
     "save_figure",
+    "check_unique_ids",
 ]
 
 
@@ -42,6 +44,25 @@ os.umask(_UMASK)
 
 class DataError(ValueError):
     """Bad input data. The message names the file and what is wrong with it."""
+
+
+def check_unique_ids(
+    ids: Iterable[object], where: str | os.PathLike, *, key: Callable[[str], str] | None = None
+) -> None:
+    """Refuse a list of image ids (a manifest's, a release's, a store's) that names one image twice.
+
+    The one duplicate-id check for every reader, so every reader says the same thing. ``where`` names the
+    file (or test set) for the message. ``key`` maps an id to the image it designates when two spellings can
+    name one file (e.g. the file stem, for manifests matched to files by name). Raises :class:`DataError`
+    naming the first repeated id.
+    """
+    first: dict[str, str] = {}
+    for image_id in map(str, ids):
+        k = image_id if key is None else key(image_id)
+        if k in first:
+            also = "" if first[k] == image_id else f" (as {first[k]!r}: both name the file {k!r})"
+            raise DataError(f"{where}: image id {image_id!r} is listed twice{also}; one image would be scored twice")
+        first[k] = image_id
 
 
 #: every path an atomic write completed in this process, in order (the CLI reports them after a failure)

@@ -1,9 +1,12 @@
-"""Ground-floor helpers shared by several subsystems: the figure writer, the CIFAR-10 batch reader, devices."""
+"""Ground-floor helpers shared by several subsystems: the figure writer, the CIFAR-10 batch reader, devices, the
+duplicate-id check."""
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
+import re
 
 import matplotlib
 
@@ -13,7 +16,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from generalization.devices import resolve_device  # noqa: E402
-from generalization.files import DataError, cifar10_test_batch, load_cifar10_batch, save_figure  # noqa: E402
+from generalization.files import (  # noqa: E402
+    DataError,
+    check_unique_ids,
+    cifar10_test_batch,
+    load_cifar10_batch,
+    save_figure,
+)
 
 
 def _figure():
@@ -76,3 +85,51 @@ def test_resolve_device():
         assert resolve_device("cuda", local_rank=0) == torch.device("cuda:0")
         with pytest.raises(DataError, match="--nproc-per-node"):
             resolve_device("auto", local_rank=torch.cuda.device_count())
+
+
+def test_check_unique_ids_names_the_first_repeat():
+    check_unique_ids(["a", "b", 1], "m.json")
+    with pytest.raises(DataError) as e:
+        check_unique_ids(["a", "b", "b", "a"], "m.json")
+    assert str(e.value) == "m.json: image id 'b' is listed twice; one image would be scored twice"
+    with pytest.raises(DataError, match=r"m.json: image id 'dog/0' is listed twice \(as 'cat/0': both name the file '0'\)"):
+        check_unique_ids(["cat/0", "dog/0"], "m.json", key=lambda i: i.rsplit("/", 1)[-1])
+    check_unique_ids(["cat/0", "dog/0"], "m.json")  # without a key they are two images
+
+
+def test_every_manifest_reader_gives_the_one_duplicate_id_message(tmp_path):
+    """The evaluator's manifest loader (exact ids and ids matched to files by stem), the sampler's manifest
+    reader and table manifests, the release importer and the store all refuse a repeated id in the same words."""
+    import pandas as pd
+
+    from generalization.evaluator.datasets import load_manifest_dataset
+    from generalization.sampler.manifests import table_manifest
+    from generalization.sampler.strategies import read_manifest_pairs
+    from generalization.store.importers import _check_dataset_json
+    from generalization.store.records import PredictionStore
+
+    said = "image id 'a' is listed twice; one image would be scored twice"
+    man = tmp_path / "twice.json"
+    d = {"image_filenames": [["a", "n01440764"], ["b", "n01443537"], ["a", "n01440764"]]}
+    man.write_text(json.dumps(d))
+    readers = {
+        "evaluator": lambda: load_manifest_dataset(tmp_path, man),
+        "sampler": lambda: read_manifest_pairs(man),
+        "importer": lambda: _check_dataset_json(man, d),
+        "table": lambda: table_manifest(pd.DataFrame({"image_id": ["a", "b", "a"], "class": ["x", "y", "x"]}),
+                                        name="mine", source=man),
+    }
+    for who, read in readers.items():
+        with pytest.raises(DataError) as e:
+            read()
+        assert str(e.value) == f"{man}: {said}", who
+    with pytest.raises(DataError, match=re.escape(f"labels of t: {said}")):
+        PredictionStore(tmp_path / "s").put_labels("t", np.array([0, 1, 0]), num_classes=2, image_ids=["a", "b", "a"])
+    # ids matched to files by name: two ids that name one file are one image listed twice
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "0.png").write_bytes(b"")
+    man.write_text(json.dumps({"image_filenames": [["cat/0", 0], ["dog/0", 1]], "num_classes": 2}))
+    with pytest.raises(DataError) as e:
+        load_manifest_dataset(tmp_path / "imgs", man)
+    assert str(e.value) == f"{man}: image id 'dog/0' is listed twice (as 'cat/0': both name the file '0'); one " \
+                           "image would be scored twice"

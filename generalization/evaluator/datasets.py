@@ -123,6 +123,7 @@ def load_manifest_dataset(
 
     A manifest that reuses a built-in test set's name with other contents is refused.
     """
+    from ..files import check_unique_ids
     from ..test_sets import check_builtin_name
 
     root, manifest_path = Path(root), Path(manifest_path)
@@ -158,9 +159,7 @@ def load_manifest_dataset(
     num_classes = int(d.get("num_classes", num_classes or int(labels.max()) + 1))
     labels = _check_labels(labels, num_classes, manifest_path)
     ids = [str(i) for i, _ in entries]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
-        raise DataError(f"{manifest_path}: image id(s) listed twice, e.g. {dup}")
+    check_unique_ids(ids, manifest_path)
     test_set = name or d.get("name") or manifest_path.name.removesuffix(".json")
     original = d.get("original")
     expected = d.get("expected_count")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..constants import IMAGE_EXTENSIONS
-from ..files import DataError, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
+from ..files import DataError, check_unique_ids, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
 from .dataset_registry import (
     _VAL_NAME,
     _WNID,
@@ -250,10 +250,7 @@ def _match_entries(
     json_path: Path,
 ) -> list[Path]:
     """Find each listed image id among the files; folder classes must agree with the listed labels."""
-    seen: set[str] = set()
-    twice = next((i for i in entries_ids if _stem(i) in seen or seen.add(_stem(i))), None)
-    if twice is not None:  # one image scored twice (or against another's label)
-        raise DataError(f"{json_path}: image id {twice!r} is listed twice")
+    check_unique_ids(entries_ids, json_path, key=_stem)  # ids are matched to files by stem
     by_stem: dict[str, tuple[Path, int | None]] = {}
     items = (
         [(f, None) for f in files]

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, load_json
+from ..files import DataError, check_unique_ids, load_json
 
 __all__ = [
     "parse_classes",
@@ -209,9 +209,7 @@ def table_manifest(
     for col in ("image_id", "class"):
         if col not in table.columns:
             raise DataError(f"{source or 'table'}: lacks column {col!r}")
-    if table["image_id"].duplicated().any():
-        dup = table.loc[table["image_id"].duplicated(), "image_id"].tolist()[:3]
-        raise DataError(f"{source or 'table'}: image id(s) listed twice, e.g. {dup}")
+    check_unique_ids(table["image_id"], source or "table")
     pairs = [[str(i), str(c)] for i, c in zip(table["image_id"], table["class"], strict=True)]
     m = {"sampling_function": "table", "seed": None, "num_images": len(pairs), "image_filenames": pairs,
          "is_valid": True}

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..files import (
     DataError,
+    check_unique_ids,
     load_json,
 )
 from .keyword_counts import cifar101_keyword_inputs, count_matches, keyword_counts, load_pairs_json
@@ -100,9 +101,11 @@ def read_manifest_pairs(path: str | os.PathLike) -> list[tuple[Any, Any]]:
     """The ordered ``[image id, class]`` pairs of a manifest (ours or an ImageNetV2 dataset JSON)."""
     m = load_json(path)
     try:
-        return [(a, b) for a, b in m["image_filenames"]]
+        pairs = [(a, b) for a, b in m["image_filenames"]]
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"{path}: not a manifest with image_filenames [[id, class], ...] ({e})") from e
+    check_unique_ids([a for a, _ in pairs], path)
+    return pairs
 
 
 # ---------------------------------------------------------------------------------------- screening

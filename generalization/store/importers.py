@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
+from ..files import DataError, check_unique_ids, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
 from ..model_types import read_timm_metadata, testbed_model_type, timm_model_type
 from ..test_sets import CATALOG, TEST_SETS
 from ..testbed_metadata import TESTBED_TYPE_TO_MODEL_TYPE, parse_model_types
@@ -190,10 +190,7 @@ def _check_dataset_json(path: Path, d: object) -> dict:
     for i, e in enumerate(entries):
         if not (isinstance(e, list) and len(e) == 2 and all(isinstance(v, str) and v for v in e)):
             raise DataError(f"{path}: image_filenames[{i}] is {str(e)[:60]}, expected [image id, wnid]")
-    seen: set[str] = set()
-    twice = next((i for i, _ in entries if i in seen or seen.add(i)), None)
-    if twice is not None:
-        raise DataError(f"{path}: image id {twice!r} is listed twice (one image would be scored twice)")
+    check_unique_ids([i for i, _ in entries], path)
     return d
 
 

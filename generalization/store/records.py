@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from ..files import DataError, atomic_save_npy, atomic_write_json, load_json, load_npy
+from ..files import DataError, atomic_save_npy, atomic_write_json, check_unique_ids, load_json, load_npy
 from ..metrics import accuracy_table_from_counts, topk_correct
 from .names import RecordExistsError
 from .names import file_key as _key
@@ -224,10 +224,7 @@ class PredictionStore:
             image_ids = [str(i) for i in image_ids]
             if len(image_ids) != len(labels):
                 raise DataError(f"labels of {test_set}: {len(image_ids)} image ids for {len(labels)} labels")
-            seen: set[str] = set()
-            dup = next((i for i in image_ids if i in seen or seen.add(i)), None)
-            if dup is not None:
-                raise DataError(f"labels of {test_set}: image id {dup!r} is listed twice")
+            check_unique_ids(image_ids, f"labels of {test_set}")
         labels = labels.astype(np.int64)
         sha = _array_sha(labels)
         ids_sha = None if image_ids is None else _sha256("\n".join(image_ids).encode())
