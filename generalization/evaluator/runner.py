@@ -174,7 +174,9 @@ def predict_topk(
     k: int = 5,
     progress: bool | None = None,
 ) -> np.ndarray:
-    """Top-``k`` class indices (best first) of ``model`` for every row of ``batches``; an ``n x k`` int array.
+    """Top-``k`` class indices (best first) of ``model`` for every row of ``batches``: an ``n x min(k, C)`` int
+    array, ``C`` the number of classes the test set is scored on (a 3-class test set gives its 3 classes ranked;
+    the store then records no top-5).
 
     ``batches`` yields ``(row indices, uint8 B x 3 x S x S)``; rows not yielded stay -1 (a shard). The model's
     output size must equal ``num_classes``.
@@ -182,8 +184,9 @@ def predict_topk(
     device = torch.device(device)
     if precision not in SOURCES:
         raise ValueError(f"precision must be one of {list(SOURCES)}, got {precision!r}")
-    out = np.full((n, k), -1, dtype=np.int64)
     groups = label_space(test_set)  # ImageNet-A/-R, ObjectNet: argmax restricted to their classes
+    width = min(k, num_classes if groups is None else len(groups))
+    out = np.full((n, width), -1, dtype=np.int64)
     bar = progress_bar(n, f"{model_name} on {test_set}", progress)
     buf = None  # one float buffer reused by every batch
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -200,10 +203,9 @@ def predict_topk(
                         f"has {num_classes} classes (a model for another label space?)"
                     )
                 if groups is None:
-                    out[rows] = logits.float().topk(min(k, num_classes), dim=1).indices.cpu().numpy()
+                    out[rows] = logits.float().topk(width, dim=1).indices.cpu().numpy()
                 else:  # a test set on a subset of the model's classes (scoring.py)
-                    top = restricted_topk(logits, groups, k).cpu().numpy()
-                    out[rows, : top.shape[1]] = top
+                    out[rows] = restricted_topk(logits, groups, width).cpu().numpy()
                 bar.update(len(rows))
     finally:
         bar.close()

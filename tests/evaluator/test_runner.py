@@ -396,3 +396,33 @@ def test_normalize_matches_numpy_for_any_layout_and_reused_buffer():
         assert got.is_contiguous(memory_format=torch.channels_last)
         np.testing.assert_allclose(got.numpy(), want[: len(batch)], rtol=0, atol=1e-6)
     assert normalize(nchw, pre, dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_fewer_than_five_classes_stores_top_k_of_all_classes(tmp_path):
+    """A 3-class test set: predict_topk returns min(5, 3) = 3 columns (every class, best first), the store
+    records top-1 and no top-5 (k < 5: top-5 of 3 classes would be 100 % by construction), and verify agrees."""
+    from generalization.constants import IMAGENET_MEAN, IMAGENET_STD
+    from generalization.evaluator.datasets import array_dataset
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, 12)
+    ds = array_dataset(images, labels, name="three-classes", classes=["a", "b", "c"])
+    rows = ev.evaluate([_spec("tiny3", num_classes=3)], [ds], out=tmp_path, log=lambda *a: None)
+    # expected, independently: the same seeded model on (x / 255 - mean) / std in float64, ranked by numpy
+    x = (images / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    with torch.no_grad():
+        logits = _Tiny(3)(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    ranked = np.argsort(-logits, axis=1, kind="stable")
+    store = PredictionStore(tmp_path)
+    rec = store.get("evaluate", "tiny3", "three-classes")
+    np.testing.assert_array_equal(store.predictions("evaluate", "tiny3", "three-classes"), ranked)
+    assert (rec.n, rec.top1_correct, rec.top5_correct) == (12, int((ranked[:, 0] == labels).sum()), None)
+    assert rows["top5"].isna().all() and rows["top1"].iloc[0] == pytest.approx(100 * rec.top1_correct / 12)
+    table = store.accuracy_table(verify=True)
+    assert table["top5"].isna().all() and table["top1"].iloc[0] == pytest.approx(100 * rec.top1_correct / 12)
+    pre = Preprocess(32, None)
+    batches = [(np.arange(12), torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))]
+    top = ev.predict_topk(_Tiny(3), batches, pre, 12, num_classes=3)
+    assert top.shape == (12, 3)
+    np.testing.assert_array_equal(top, ranked)
