@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, check_unique_ids, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
+from ..files import DataError, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
 from ..model_types import read_timm_metadata, testbed_model_type, timm_model_type
 from ..test_sets import CATALOG, TEST_SETS
 from ..testbed_metadata import TESTBED_TYPE_TO_MODEL_TYPE, parse_model_types
@@ -184,6 +184,7 @@ def rank_order_defect(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.n
 
 def _check_dataset_json(path: Path, d: object) -> dict:
     """A release dataset JSON: ``image_filenames`` a non-empty list of [image id, wnid] strings, no id twice."""
+    from ..files import check_unique_ids
     entries = d.get("image_filenames") if isinstance(d, dict) else None
     if not isinstance(entries, list) or not entries:
         raise DataError(f"{path}: no 'image_filenames' list")
