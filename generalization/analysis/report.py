@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..files import DataError, atomic_write_text, csv_text
 from ..metrics import ACCURACY_COLUMNS
+from ..sources import IMAGENETV2_RELEASE
 from ..store import importers
 from ..store.records import PredictionStore
 from ..test_sets import original_of, title_of
@@ -195,7 +196,7 @@ def _fmt_range(lo: float, hi: float, digits: int = 0) -> str:
 def _mean_changes(acc: pd.DataFrame) -> dict[str, tuple[float, float, int, int]]:
     """Mean change (new - ImageNet, points) of top-1 and top-5 over every ImageNetV2 release model, per new set
     (flagged rows included, as the paper averages over all 67 models); also the count of models and flagged."""
-    rel = acc[acc["source"] == "imagenetv2-release"]
+    rel = acc[acc["source"] == IMAGENETV2_RELEASE]
     base = rel[rel["test_set"] == "imagenet-val"].set_index("model")
     out = {}
     for new in PAPER["mean_change"]:
