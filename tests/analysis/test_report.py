@@ -95,3 +95,20 @@ def test_template_renders_only_from_its_context():
 
     with pytest.raises(jinja2.UndefinedError):
         report.render_report({"n_rows": 1})
+
+
+def test_write_results_renders_the_computed_report(tmp_path):
+    """The CIFAR-10 rows of the committed accuracies: the CIFAR paragraph, the conclusion, the label-free section."""
+    from generalization.analysis import trends
+
+    acc = trends.read_accuracies(ROOT / "results" / "accuracies.csv")
+    acc = acc[acc["test_set"].isin(["cifar10-test", "cifar10.1-v4"])].reset_index(drop=True)
+    (tmp_path / "label-free").mkdir()
+    shutil.copy(ROOT / "results" / "label-free" / "validation.csv", tmp_path / "label-free" / "validation.csv")
+    report.write_results(acc, tmp_path, n_bootstrap=50)
+    text = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
+    gaps = (acc.pivot(index="model", columns="test_set", values="top1").eval("`cifar10-test` - `cifar10.1-v4`"))
+    assert f"every model is less accurate on CIFAR-10.1 v4 (drops {gaps.min():.2f} to {gaps.max():.2f} points)" in text
+    assert "**CIFAR-10.** " in text and "Figure 1 uses v4" in text
+    assert "## Label-free prediction" in text and "| cifar10.1-v4 | 30 |" in text
+    assert "\n\n\n" not in text and text.endswith("|\n")
