@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 from .files import DataError
+from .sources import TIMM
 
 __all__ = ["MODEL_TYPES", "testbed_model_type", "timm_model_type", "read_timm_metadata", "infer_model_type"]
 
@@ -95,6 +96,6 @@ def read_timm_metadata(path: str | os.PathLike) -> dict[str, str]:
 def infer_model_type(source: str, model: str) -> str:
     """A row's model type when the table has none (e.g. an ``accuracies.csv`` without the column): timm's
     pretrained tag for ``timm`` rows, else the testbed's type of the same model name; ``""`` if unknown."""
-    if source == "timm":
+    if source == TIMM:
         return timm_model_type(model)[0]
     return testbed_model_type(model)[0]

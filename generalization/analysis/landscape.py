@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..files import atomic_write_text
 from ..model_types import infer_model_type
+from ..sources import baseline_sources, get_source
 from ..test_sets import CATALOG, TEST_SETS, natural_shifts
 from .plots import save_figure
 from .trends import TrendFit, fit_trend, from_scale, to_scale
@@ -52,7 +53,6 @@ TYPE_STYLES = {
     "other": ("tab:purple", "Other (low-accuracy CNNs, pixels,\nrandom features, distilled)"),
     "": ("0.6", "Type unknown"),
 }
-_MARKERS = {"testbed": "o", "timm": "s", "evaluate": "D", "imagenetv2-release": "^"}
 _TICKS = [1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99]
 
 
@@ -184,11 +184,11 @@ def plot_shift(per_model: pd.DataFrame, shift: str, fit: TrendFit | None, ax=Non
         if g.empty:
             continue
         for source, h in g.groupby("source", sort=True):
-            ax.scatter(t(h["orig"]), t(h["new"]), s=16, marker=_MARKERS.get(source, "v"), color=color,
+            ax.scatter(t(h["orig"]), t(h["new"]), s=16, marker=get_source(source).landscape_marker, color=color,
                        alpha=0.8, edgecolors="white", linewidths=0.3, zorder=4)  # fmt: skip
         ax.scatter([], [], s=16, color=color, label=f"{label} ({len(g)})")
     for source in sorted(set(p["source"])):
-        ax.scatter([], [], s=16, marker=_MARKERS.get(source, "v"), facecolors="none", edgecolors="0.3",
+        ax.scatter([], [], s=16, marker=get_source(source).landscape_marker, facecolors="none", edgecolors="0.3",
                    label=f"marker: {source}")  # fmt: skip
     ax.set_xlim(t(xlim[0]), t(xlim[1]))
     ax.set_ylim(t(ylim[0]), t(ylim[1]))
@@ -325,7 +325,7 @@ def write_landscape(
     pairs = landscape_pairs(table)
     beyond = [s for _, s in pairs if s not in TEST_SETS]
     others = table[table["test_set"].isin([s for _, s in pairs])]["source"]
-    if not beyond and set(others) <= {"imagenetv2-release"}:
+    if not beyond and set(others) <= set(baseline_sources().values()):
         return [], ""
     baselines, per_model, fits = fit_landscape(table, n_bootstrap=n_bootstrap, level=level, seed=seed)
     if baselines.empty:

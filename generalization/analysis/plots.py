@@ -14,31 +14,16 @@ import numpy as np
 import pandas as pd
 
 from .. import files
+from ..sources import get_source
 from ..test_sets import get_info, title_of
 from .trends import TrendFit, paired_accuracies, to_scale
 
-__all__ = ["SOURCE_STYLES", "plot_pair", "plot_pairs", "save_figure"]
+__all__ = ["plot_pair", "plot_pairs", "save_figure"]
 
-#: marker style per source; unknown sources cycle through the spare styles
-SOURCE_STYLES: dict[str, dict] = {
-    "imagenetv2-release": {"color": "tab:blue", "marker": "o", "label": "ImageNetV2 release models"},
-    "cifar10.1-release": {"color": "tab:blue", "marker": "o", "label": "CIFAR-10.1 release models"},
-    "timm": {"color": "tab:orange", "marker": "s", "label": "timm (published)"},
-    "testbed": {"color": "tab:green", "marker": "^", "label": "imagenet-testbed (published)"},
-    "evaluate": {"color": "tab:purple", "marker": "D", "label": "evaluated here"},
-}
-_SPARE = [("tab:brown", "v"), ("tab:pink", "P"), ("tab:olive", "X"), ("tab:cyan", "h")]
 _TICKS = {
     "probit": [1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.8],
     "logit": [1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.8],
 }
-
-
-def _style(source: str, others: list[str]) -> dict:
-    if source in SOURCE_STYLES:
-        return SOURCE_STYLES[source]
-    color, marker = _SPARE[others.index(source) % len(_SPARE)] if source in others else _SPARE[0]
-    return {"color": color, "marker": marker, "label": source}
 
 
 def _percent_ticks(ax, scale: str, lo: float, hi: float) -> None:
@@ -102,7 +87,6 @@ def plot_pair(
 
         raise DataError(f"no model has accuracies on both {original!r} and {new!r} in this table")
     sources = sorted(set(pairs["source"]))
-    spare = [s for s in sources if s not in SOURCE_STYLES]
     t = lambda v: to_scale(v, scale)  # noqa: E731
 
     members = set(fit.members) if fit is not None else set()
@@ -136,7 +120,7 @@ def plot_pair(
                 label=f"{scale} fit ({fit.model_set} set, {fit.n_models} models)", zorder=3)  # fmt: skip
 
     for source in sources:
-        st = _style(source, spare)
+        st = get_source(source, sources)
         g = pairs[pairs["source"] == source]
         ok = g[g["new"].notna() & (g["flag"] == "") & ~g["left_out"]]
         many = len(ok) > 80  # big published tables: lighter bars keep the trend readable
@@ -145,8 +129,8 @@ def plot_pair(
                 t(ok["orig"]), t(ok["new"]),
                 xerr=[t(ok["orig"]) - t(ok["orig_ci_low"]), t(ok["orig_ci_high"]) - t(ok["orig"])],
                 yerr=[t(ok["new"]) - t(ok["new_ci_low"]), t(ok["new_ci_high"]) - t(ok["new"])],
-                fmt=st["marker"], ms=3.5 if many else 4.5, color=st["color"], ecolor=st["color"],
-                elinewidth=0.6, alpha=0.6 if many else 0.9, capsize=0, label=f"{st['label']} ({len(ok)})", zorder=4,
+                fmt=st.marker, ms=3.5 if many else 4.5, color=st.color, ecolor=st.color,
+                elinewidth=0.6, alpha=0.6 if many else 0.9, capsize=0, label=f"{st.label} ({len(ok)})", zorder=4,
             )  # fmt: skip
         out_set = g[g["left_out"]]
         if len(out_set):
@@ -157,7 +141,7 @@ def plot_pair(
                 t(out_set["orig"]), t(out_set["new"]),
                 xerr=[t(out_set["orig"]) - t(out_set["orig_ci_low"]), t(out_set["orig_ci_high"]) - t(out_set["orig"])],
                 yerr=[t(out_set["new"]) - t(out_set["new_ci_low"]), t(out_set["new_ci_high"]) - t(out_set["new"])],
-                fmt=st["marker"], ms=5, mfc="white", mec="0.45", ecolor="0.6", elinewidth=0.6, capsize=0,
+                fmt=st.marker, ms=5, mfc="white", mec="0.45", ecolor="0.6", elinewidth=0.6, capsize=0,
                 label=f"not in the fitted set{where}: {names}", zorder=4,
             )  # fmt: skip
         bad = g[g["new"].notna() & (g["flag"] != "")]
@@ -170,14 +154,14 @@ def plot_pair(
             x = pred["orig"].to_numpy()
             y, plo, phi = fit.prediction_interval(x, get_info(new).num_images)
             ax.errorbar(t(x), t(y), yerr=[t(y) - t(plo), t(phi) - t(y)],
-                        xerr=[t(x) - t(pred["orig_ci_low"]), t(pred["orig_ci_high"]) - t(x)], fmt=st["marker"],
-                        mfc="white", mec=st["color"], ecolor=st["color"], ms=6, elinewidth=1, capsize=2,
-                        label=f"{st['label']}: predicted, 95 % prediction interval ({len(pred)})", zorder=5)  # fmt: skip
+                        xerr=[t(x) - t(pred["orig_ci_low"]), t(pred["orig_ci_high"]) - t(x)], fmt=st.marker,
+                        mfc="white", mec=st.color, ecolor=st.color, ms=6, elinewidth=1, capsize=2,
+                        label=f"{st.label}: predicted, 95 % prediction interval ({len(pred)})", zorder=5)  # fmt: skip
             if len(pred) <= 8:  # name them, in a column below and right of the points so labels don't collide
                 for i, (x_, y_, name) in enumerate(zip(x, y, pred["model"], strict=True)):
                     ax.annotate(name, (t(x_), t(y_)), xytext=(14, -14 - 11 * (len(pred) - 1 - i)),
-                                textcoords="offset points", fontsize=7, color=st["color"],
-                                arrowprops={"arrowstyle": "-", "color": st["color"], "lw": 0.5})  # fmt: skip
+                                textcoords="offset points", fontsize=7, color=st.color,
+                                arrowprops={"arrowstyle": "-", "color": st.color, "lw": 0.5})  # fmt: skip
 
     ax.set_xlim(t(xlo), t(xhi))
     ax.set_ylim(t(ylo), t(yhi))

@@ -1,33 +1,40 @@
 """Results folder: accuracy and fit tables, per-model tables, figures and REPORT.md.
 
-``write_results`` turns an accuracy table into the results folder; ``reproduce`` imports the releases
-first (or, given none, rebuilds from the folder's own ``accuracies.csv``).
+``write_results`` turns an accuracy table into the results folder. REPORT.md is the template
+``templates/report.md.j2`` rendered with :func:`report_context`: the template holds the prose, the context every
+number and every conclusion drawn from the numbers. ``generalization.workflows.reproduce`` imports the
+releases first (or, given none, rebuilds from the folder's own ``accuracies.csv``).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..files import DataError, atomic_write_text, csv_text
 from ..metrics import ACCURACY_COLUMNS
-from ..store import importers
-from ..store.records import PredictionStore
+from ..sources import IMAGENETV2_RELEASE
 from ..test_sets import original_of, title_of
 from . import explorer, landscape, plots
 from . import trends as analysis
+from .agreement import agreement_report_section
 
-__all__ = ["write_results", "reproduce", "FIGURE1_PAIRS", "PAPER", "PAPER_BOOTSTRAP"]
+__all__ = ["write_results", "report_context", "render_report", "FIGURE1_PAIRS", "PAPER", "PAPER_BOOTSTRAP"]
 
 #: the paper's Figure 1: CIFAR-10.1 and ImageNetV2 MatchedFrequency, linear fits. The paper's CIFAR-10.1
 #: numbers are version 4 (e.g. resnet_basic_110: 93.5 -> 85.2), so Figure 1 pairs CIFAR-10 with v4.
 FIGURE1_PAIRS = [("cifar10-test", "cifar10.1-v4"), ("imagenet-val", "imagenetv2-matched-frequency")]
 FIGURE1_TITLES = {"cifar10-test": "CIFAR-10", "imagenet-val": "ImageNet"}
+#: the short names REPORT.md uses for the paper's test sets
+SHORT_TITLES = {**FIGURE1_TITLES, "cifar10.1-v4": "CIFAR-10.1 v4", "cifar10.1-v6": "CIFAR-10.1 v6",
+                "imagenetv2-matched-frequency": "MatchedFrequency", "imagenetv2-threshold0.7": "Threshold0.7",
+                "imagenetv2-top-images": "TopImages"}  # fmt: skip
 
 #: bootstrap resamples for reproduce / analyze, as many as the paper used for its intervals
 PAPER_BOOTSTRAP = 100_000
@@ -44,6 +51,8 @@ PAPER = {
     "imagenet_bootstrap": 100_000,
     "cifar_slope": 1.7,
     "cifar_slope_ci": (1.63, 1.76),
+    # a model of the paper's CIFAR-10 fit that the 30-model release lacks: AutoAugment, 98.4 -> 95.5
+    "cifar_missing_model": (98.4, 95.5),
     # mean change (points) from ImageNet to each new set over the release's 67 models: (top-1, top-5)
     "mean_change": {
         "imagenetv2-matched-frequency": (-11.8, -8.2),
@@ -135,7 +144,8 @@ def _write_results(table: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: in
     land_paths, land_md = landscape.write_landscape(acc, out, n_bootstrap=min(n_bootstrap, LANDSCAPE_BOOTSTRAP),
                                                     seed=seed, level=level)
     written += land_paths
-    text = _report(acc, fits_df, fits, per_model, ranks, figures, out, mset, n_bootstrap, level) + land_md
+    text = render_report(report_context(acc, fits_df, fits, per_model, ranks, figures, out, mset, n_bootstrap, level,
+                                        landscape_md=land_md))  # fmt: skip
     written.append(atomic_write_text(out / "REPORT.md", text))
     if html:
         written.append(explorer.write_explorer(acc, per_model, fits_df, out / "explorer.html", "REPORT.md", trend_fits=fits))
@@ -192,10 +202,14 @@ def _fmt_range(lo: float, hi: float, digits: int = 0) -> str:
     return f"{lo:.{digits}f} % – {hi:.{digits}f} %"
 
 
+def _short(name: str) -> str:
+    return SHORT_TITLES.get(name, title_of(name))
+
+
 def _mean_changes(acc: pd.DataFrame) -> dict[str, tuple[float, float, int, int]]:
     """Mean change (new - ImageNet, points) of top-1 and top-5 over every ImageNetV2 release model, per new set
     (flagged rows included, as the paper averages over all 67 models); also the count of models and flagged."""
-    rel = acc[acc["source"] == "imagenetv2-release"]
+    rel = acc[acc["source"] == IMAGENETV2_RELEASE]
     base = rel[rel["test_set"] == "imagenet-val"].set_index("model")
     out = {}
     for new in PAPER["mean_change"]:
@@ -209,71 +223,147 @@ def _mean_changes(acc: pd.DataFrame) -> dict[str, tuple[float, float, int, int]]
     return out
 
 
-def _paper_vs_this(acc, fits, per_model, fits_df) -> list[str]:
-    L = ["\n## The paper vs this reproduction\n"]
-    L.append("Left: numbers the paper prints (Recht et al., ICML 2019). Right: this project's numbers from the "
-             "released predictions, over the `paper` model set unless said otherwise.\n")  # fmt: skip
+def _set_gaps(per_model: pd.DataFrame, fits, new: str) -> pd.DataFrame:
+    """Unflagged rows of ``new`` with both accuracies, restricted to the linear fit's model set."""
+    g = per_model[(per_model["new_test_set"] == new) & per_model["new"].notna() & (per_model["flag"] == "")]
+    fit = fits.get((original_of(new), new, "linear"))
+    if fit is not None:
+        g = g[[k in set(fit.members) for k in zip(g["source"], g["model"], strict=True)]]
+    return g
+
+
+def _drop_why(lo: pd.Series, hi: pd.Series, paper: tuple[float, float]) -> tuple[list[str], bool]:
+    """Which ends of a drop range differ from the paper's once rounded as the paper rounds (whole points),
+    and whether the smallest drop here is larger than the paper's (models with smaller drops are missing)."""
+    parts = []
+    for what, r, p in (("smallest", lo, paper[0]), ("largest", hi, paper[1])):
+        if round(r["gap"]) != p:
+            parts.append(f"the {what} drop here, {r['gap']:.2f} points ({r['model']}), rounds to {round(r['gap']):.0f}, "
+                         f"not {p:.0f}")  # fmt: skip
+    return parts, round(lo["gap"]) > paper[0]
+
+
+def _compare(est: float, lo: float, hi: float, paper: float | None, paper_ci: tuple[float, float],
+             what: str) -> tuple[list[str], bool]:  # fmt: skip
+    """Phrases comparing an estimate and its interval with the paper's (point estimate, if printed, and
+    interval); and whether they agree (the paper's point in ours, ours in the paper's interval)."""
+    plo, phi = paper_ci
+    out, agree = [], True
+    if paper is not None:
+        if lo <= paper <= hi:
+            out.append(f"the paper's ≈ {paper:g} lies inside this interval")
+        else:
+            agree = False
+            out.append(f"the paper's ≈ {paper:g} lies {'above' if paper > hi else 'below'} this interval")
+    if plo <= est <= phi:
+        out.append(f"this {what} lies inside the paper's interval")
+    else:
+        agree = False
+        out.append(f"this {what} ({est:.3f}) lies {'above' if est > phi else 'below'} the paper's interval")
+    out.append("the intervals overlap" if max(lo, plo) <= min(hi, phi) else "the intervals do not overlap")
+    return out, agree
+
+
+def _paper_rows(acc, fits, per_model, mset) -> tuple[pd.DataFrame, list[str], dict | None]:
+    """The paper-vs-this table, the conclusions drawn from it, and the CIFAR-10 paragraph's values."""
     rows = []
 
     def add(what, paper, this, why=""):
         rows.append({"quantity": what, "the paper": paper, "this reproduction": this, "why they differ": why})
 
-    def gaps(new):
-        g = per_model[(per_model["new_test_set"] == new) & per_model["new"].notna() & (per_model["flag"] == "")]
-        fit = fits.get((original_of(new), new, "linear"))
-        if fit is not None:
-            g = g[[k in set(fit.members) for k in zip(g["source"], g["model"], strict=True)]]
-        return g
-
-    g = gaps("cifar10.1-v4")
+    n_cifar = None
+    g = _set_gaps(per_model, fits, "cifar10.1-v4")
     if len(g):
         lo, hi = g.loc[g["gap"].idxmin()], g.loc[g["gap"].idxmax()]
+        parts, missing = _drop_why(lo, hi, PAPER["drop_cifar"])
+        a, b = PAPER["cifar_missing_model"]
+        why = "; ".join(parts)
+        if missing:  # the release lacks the paper's models with the smallest drops
+            why += (f": the paper's CIFAR models include some the {len(g)}-model release lacks (e.g. an AutoAugment "
+                    f"model at {a} → {b}, a drop of {a - b:.1f} points)")  # fmt: skip
         add("CIFAR-10 accuracy drop range (CIFAR-10.1 v4)", _fmt_range(*PAPER["drop_cifar"]),
             f"{_fmt_range(lo['gap'], hi['gap'])} ({lo['gap']:.2f} {lo['model']} – {hi['gap']:.2f} {hi['model']}; "
-            f"{len(g)} models)",
-            "the paper's CIFAR models include some the 30-model release lacks (e.g. an AutoAugment model "
-            "at 98.4 → 95.5, a drop under 3 points)")  # fmt: skip
-    g = gaps("imagenetv2-matched-frequency")
+            f"{len(g)} models)", why)  # fmt: skip
+    g = _set_gaps(per_model, fits, "imagenetv2-matched-frequency")
     if len(g):
         lo, hi = g.loc[g["gap"].idxmin()], g.loc[g["gap"].idxmax()]
-        why = ""
-        if round(lo["gap"]) != PAPER["drop_imagenet"][0] or round(hi["gap"]) != PAPER["drop_imagenet"][1]:
-            why = (f"same model set; the smallest drop here, {lo['gap']:.2f} points ({lo['model']}), rounds to "
-                   f"{round(lo['gap']):.0f}, not {PAPER['drop_imagenet'][0]:.0f}")  # fmt: skip
+        parts, _ = _drop_why(lo, hi, PAPER["drop_imagenet"])
+        same = "same model set" if mset.name == "paper" else f"model set `{mset.name}`, not the paper's"
         add("ImageNet accuracy drop range (MatchedFrequency)", _fmt_range(*PAPER["drop_imagenet"]),
             f"{_fmt_range(lo['gap'], hi['gap'])} ({lo['gap']:.2f} {lo['model']} – {hi['gap']:.2f} {hi['model']}; "
-            f"{len(g)} models)", why)  # fmt: skip
+            f"{len(g)} models)", "; ".join([same, *parts]) if parts else "")  # fmt: skip
     f = fits.get(("imagenet-val", "imagenetv2-matched-frequency", "linear"))
     if f is not None:
+        phrases, agree = _compare(f.slope, f.slope_ci_low, f.slope_ci_high, PAPER["imagenet_slope"],
+                                  PAPER["imagenet_slope_ci"], "slope")  # fmt: skip
         add("ImageNet linear slope (MatchedFrequency), 95 % bootstrap CI",
             f"≈ {PAPER['imagenet_slope']} [{PAPER['imagenet_slope_ci'][0]}, {PAPER['imagenet_slope_ci'][1]}]",
-            f"{f.slope:.3f} [{f.slope_ci_low:.3f}, {f.slope_ci_high:.3f}] ({f.n_models} models, {f.model_set} set)")
+            f"{f.slope:.3f} [{f.slope_ci_low:.3f}, {f.slope_ci_high:.3f}] ({f.n_models} models, {f.model_set} set)",
+            "" if agree else "; ".join(phrases))  # fmt: skip
+        phrases, agree = _compare(f.intercept, f.intercept_ci_low, f.intercept_ci_high, None,
+                                  PAPER["imagenet_intercept_ci"], "intercept")  # fmt: skip
         add("ImageNet intercept (points), 95 % bootstrap CI",
             f"[{PAPER['imagenet_intercept_ci'][0]}, {PAPER['imagenet_intercept_ci'][1]}] (point estimate not printed)",
-            f"{f.intercept:.2f} [{f.intercept_ci_low:.2f}, {f.intercept_ci_high:.2f}]")
+            f"{f.intercept:.2f} [{f.intercept_ci_low:.2f}, {f.intercept_ci_high:.2f}]",
+            "" if agree and phrases[-1] == "the intervals overlap" else "; ".join(phrases))  # fmt: skip
         add("bootstrap resamples", f"{PAPER['imagenet_bootstrap']:,}", f"{f.n_bootstrap:,} (seed {f.seed})",
             "" if f.n_bootstrap == PAPER["imagenet_bootstrap"] else "fewer resamples were asked for")
+    cifar = None
     for v in ("v4", "v6"):
         f = fits.get(("cifar10-test", f"cifar10.1-{v}", "linear"))
         if f is None:
             continue
+        phrases, _ = _compare(f.slope, f.slope_ci_low, f.slope_ci_high, PAPER["cifar_slope"], PAPER["cifar_slope_ci"],
+                              "slope")  # fmt: skip
+        n_cifar = f.n_models
         add(f"CIFAR-10 linear slope (CIFAR-10.1 {v}), 95 % bootstrap CI",
             f"≈ {PAPER['cifar_slope']} [{PAPER['cifar_slope_ci'][0]}, {PAPER['cifar_slope_ci'][1]}] (v4)",
             f"{f.slope:.3f} [{f.slope_ci_low:.3f}, {f.slope_ci_high:.3f}], intercept {f.intercept:.2f} "
             f"({f.n_models} models)",
-            "not reproducible from the release: the paper's fit covers models the 30-model release lacks"
-            + ("" if v == "v4" else "; v6 is a later version of the dataset than the paper's v4"))  # fmt: skip
-    names = {"imagenetv2-matched-frequency": "MatchedFrequency", "imagenetv2-threshold0.7": "Threshold0.7",
-             "imagenetv2-top-images": "TopImages"}  # fmt: skip
+            f"not reproducible from the release: the paper's fit covers models the {f.n_models}-model release lacks"
+            + ("" if v == "v4" else "; v6 is a later version of the dataset than the paper's v4")
+            + "; " + "; ".join(phrases))  # fmt: skip
+        if v == "v4":
+            a, b = PAPER["cifar_missing_model"]
+            cifar = {"n_models": n_cifar, "slope": f.slope, "slope_ci_low": f.slope_ci_low,
+                     "slope_ci_high": f.slope_ci_high, "paper_slope": PAPER["cifar_slope"],
+                     "paper_ci": PAPER["cifar_slope_ci"], "missing_example": f"an AutoAugment model at {a} → {b}",
+                     "comparison": "; ".join(phrases),
+                     "in_figure1": ("cifar10-test", "cifar10.1-v4") in FIGURE1_PAIRS}  # fmt: skip
     for new, (d1, d5, k, flagged) in _mean_changes(acc).items():
         p1, p5 = PAPER["mean_change"][new]
         why = ""
         if abs(d1 - p1) > 0.1 or abs(d5 - p5) > 0.1:
             why = f"{flagged} of the {k} models flagged (their released arrays kept as they are)" if flagged else "differs"
-        add(f"mean change ImageNet → {names[new]}, top-1 / top-5 (points, all release models)",
+        add(f"mean change ImageNet → {_short(new)}, top-1 / top-5 (points, all release models)",
             f"{p1:+.1f} / {p5:+.1f} (67 models)", f"{d1:+.2f} / {d5:+.2f} ({k} models)", why)
-    L.append(_md_table(pd.DataFrame(rows)))
-    return L
+    return pd.DataFrame(rows), _conclusions(fits, per_model), cifar
+
+
+def _conclusions(fits, per_model) -> list[str]:
+    """Per Figure 1 pair: the direction of every drop and of the linear slope against 1 (the paper's central
+    claim: a slope above 1, gains on the original test set translate into larger gains on the new one)."""
+    out = []
+    for o, n in FIGURE1_PAIRS:
+        f = fits.get((o, n, "linear"))
+        g = _set_gaps(per_model, fits, n)
+        if f is None or g.empty:
+            continue
+        up = int((g["gap"] < 0).sum())
+        drops = (f"every model is less accurate on {_short(n)} (drops {g['gap'].min():.2f} to {g['gap'].max():.2f} "
+                 "points)" if up == 0 else f"{up} of {len(g)} models are more accurate on {_short(n)}")  # fmt: skip
+        lo, hi = f.slope_ci_low, f.slope_ci_high
+        if lo > 1:
+            slope = (f"the linear slope {f.slope:.3f} [{lo:.3f}, {hi:.3f}] lies above 1: gains on {_short(o)} "
+                     f"translate into larger gains on {_short(n)}, as the paper finds")  # fmt: skip
+        elif hi < 1:
+            slope = (f"the linear slope {f.slope:.3f} [{lo:.3f}, {hi:.3f}] lies below 1: gains on {_short(o)} "
+                     f"translate into smaller gains on {_short(n)}, unlike the paper")  # fmt: skip
+        else:
+            slope = (f"the interval of the linear slope {f.slope:.3f} [{lo:.3f}, {hi:.3f}] includes 1: no evidence "
+                     f"that gains on {_short(o)} translate into larger gains on {_short(n)}")  # fmt: skip
+        out.append(f"{_short(o)} → {_short(n)} ({len(g)} models, `{f.model_set}` set): {drops}; {slope}.")
+    return out
 
 
 def _coverage(per_model: pd.DataFrame, fits) -> pd.DataFrame:
@@ -298,42 +388,29 @@ def _coverage(per_model: pd.DataFrame, fits) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _report(acc, fits_df, fits, per_model, ranks, figures, out: Path, mset, n_bootstrap: int, level: float) -> str:
-    lines = ["# Do classifiers generalize to new test sets? — reproduction report\n"]
-    sources = ", ".join(f"`{s}` ({k} rows)" for s, k in acc.groupby("source").size().items())
-    lines.append(f"Accuracy rows: {len(acc)} from {sources}. Intervals: 95 % Clopper-Pearson; gap intervals: "
-                 "Newcombe's score interval for two independent proportions. Every number below is this "
-                 "project's, computed from those rows, unless it is marked as the paper's.\n")  # fmt: skip
-    lines.append(f"**Model set of the fits: `{mset.name}`** — {mset.description}. Flagged rows are never "
-                 "fitted; models of the fitted sources that the set leaves out are drawn as a separate, unfitted "
-                 "group; other sources are drawn against the trend. Slope and intercept intervals: percentile "
-                 f"bootstrap over models, {n_bootstrap:,} resamples, seeded.\n")  # fmt: skip
-    repaired = acc[acc["repair"] != ""]
-    if len(repaired):
-        lines.append("\n**Repaired on import** (the importer checks each array against the labels; "
-                     "`import imagenetv2 --no-repair` keeps the released arrays):\n")  # fmt: skip
-        for r in repaired.itertuples():
-            lines.append(f"- `{r.model}` on `{r.test_set}` ({r.source}): {r.repair}; top-1 now {r.top1:.2f} %")
-        lines.append("")
-    flagged = acc[acc["flag"] != ""]
-    if len(flagged):
-        lines.append("\n**Flagged rows** (kept in the tables, left out of fits and rank correlations):\n")
-        for r in flagged.itertuples():
-            lines.append(f"- `{r.model}` on `{r.test_set}` ({r.source}): {r.flag}")
-        lines.append("")
+def _coverage_verdicts(cov: pd.DataFrame, level: float) -> list[str]:
+    """One line per coverage row: does its covered count agree with the nominal level (inside the central 95 %
+    range of Binomial(models, level)), and if not, which way it misses and what extrapolation explains."""
+    out = []
+    for r in cov.to_dict("records"):
+        k, m, ex = r["covered"], r["models"], r["extrapolated"]
+        lo, hi = stats.binom.interval(0.95, m, level)
+        head = f"`{r['source']}` on `{r['new']}`: {k} of {m} covered ({100 * k / m:.1f} %)"
+        few = " (too few models to say much)" if m < 10 else ""
+        if lo <= k <= hi:
+            out.append(f"{head}, consistent with the nominal level{few}")
+            continue
+        side = "below" if k < lo else "above"
+        line = f"{head}, {side} the nominal level{few}: {r['above']} lie above their interval, {r['below']} below it"
+        if ex:
+            line += f"; {ex} of the {m} are extrapolated"
+            if m > ex:
+                line += f", and {r['coverage % (not extrapolated)']:.1f} % of the other {m - ex} are covered"
+        out.append(line)
+    return out
 
-    lines += _paper_vs_this(acc, fits, per_model, fits_df)
-    if ("cifar10-test", "cifar10.1-v4") in fits:
-        f = fits[("cifar10-test", "cifar10.1-v4", "linear")]
-        lines.append(f"\n**CIFAR-10.** The paper's CIFAR-10.1 numbers are version 4 of the dataset (e.g. "
-                     "resnet_basic_110: 93.5 → 85.2). Its CIFAR-10 fit (slope ≈ 1.7, 95 % CI about [1.63, 1.76]) "
-                     "covers models that the 30-model CIFAR-10.1 release does not contain (e.g. its 98.4 → 95.5 "
-                     f"AutoAugment model), so **the release cannot reproduce the paper's CIFAR-10 fit**: over the "
-                     f"release's {f.n_models} models the v4 slope is {f.slope:.3f} [{f.slope_ci_low:.3f}, "
-                     f"{f.slope_ci_high:.3f}]. Figure 1 uses v4, as the paper does.\n")  # fmt: skip
 
-    lines.append("\n## Accuracy drop per test set (original - new, top-1 percentage points)\n")
-    lines.append("Per source; for the release sources the `paper` model set's models (`set`) and the others.\n")
+def _drops_table(per_model: pd.DataFrame, fits) -> str:
     rows = []
     for (o, n), pg in per_model.groupby(["original_test_set", "new_test_set"], sort=False):
         members = set(fits[(o, n, "linear")].members) if (o, n, "linear") in fits else set()
@@ -345,40 +422,10 @@ def _report(acc, fits_df, fits, per_model, ranks, figures, out: Path, mset, n_bo
                          "gap min": g["gap"].min(), "gap median": g["gap"].median(), "gap max": g["gap"].max(),
                          "smallest gap": f"{best['model']} ({best['gap']:.2f})",
                          "largest gap": f"{worst['model']} ({worst['gap']:.2f})"})  # fmt: skip
-    lines.append(_md_table(pd.DataFrame(rows)))
-    lines.append("\n## Trend fits (new on original top-1)\n")
-    lines.append("Linear: percent on both axes. Probit/logit: slope and intercept on the transformed scale. "
-                 f"Intervals: {int(100 * level)} % percentile bootstrap over the set's models.\n")  # fmt: skip
-    if not fits_df.empty:
-        f = fits_df[["original", "new", "scale", "model_set", "n_models", "slope", "slope_ci_low", "slope_ci_high",
-                     "intercept", "intercept_ci_low", "intercept_ci_high", "r"]]  # fmt: skip
-        lines.append(_md_table(f, ".3f"))
-    lines.append("\n## Rank agreement between original and new accuracy\n")
-    if not ranks.empty:
-        lines.append(_md_table(ranks[["original", "new", "source", "n_models", "spearman_rho", "kendall_tau"]], ".3f"))
-
-    lines += _er_section(per_model)
-    lines += _pi_section(per_model, fits, level)
-    lines.append("\n## Figures\n")
-    lines.append("Figure 1 shows the paper's pairs (CIFAR-10 / CIFAR-10.1 v4, ImageNet / MatchedFrequency) over "
-                 "the fitted models' range, like the paper's Figure 1; an inset shows every model over 0–100 %, "
-                 "including the models the set leaves out. The other figures show every source.\n")  # fmt: skip
-    lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in figures]
-    lines.append("")
-    return "\n".join(lines) + "\n"
+    return _md_table(pd.DataFrame(rows))
 
 
-def _er_section(per_model: pd.DataFrame) -> list[str]:
-    L = ["\n## Effective robustness (Taori et al. 2020)\n"]
-    L.append("Effective robustness = a model's new-set accuracy minus the accuracy that a baseline predicts "
-             "from its original accuracy, in percentage points. The baseline is a least-squares line through the "
-             "**logit**-scaled accuracies of the *standard* models (trained on the original training set only, "
-             "no extra data, no robustness intervention), back-transformed to percent. Which models are standard "
-             "is data: a `model_type` column in the accuracy table (metadata of the published tables) decides "
-             "where present; otherwise the release models of ImageNetV2 / CIFAR-10.1 count as standard except "
-             "the Fisher-vector models, and rows of other sources without metadata are left out of the baseline. "
-             f"Outside the baseline models' range of original accuracy, widened by {analysis.ER_MARGIN:g} points, "
-             "effective robustness is not given (NaN): the line is not extrapolated.\n")  # fmt: skip
+def _er_table(per_model: pd.DataFrame) -> str:
     rows = []
     for (_o, n), g in per_model.groupby(["original_test_set", "new_test_set"], sort=False):
         has = g[g["new"].notna()]
@@ -395,81 +442,67 @@ def _er_section(per_model: pd.DataFrame) -> list[str]:
             row["most above"] = f"{hi['model']} ({hi['source']}, {hi['orig']:.1f} %, {hi['effective_robustness']:+.2f})"
             row["most below"] = f"{lo['model']} ({lo['source']}, {lo['orig']:.1f} %, {lo['effective_robustness']:+.2f})"
         rows.append(row)
-    if rows:
-        L.append(_md_table(pd.DataFrame(rows)))
-    L.append("\n`per_model.csv` also has `linear_residual`: new minus the model set's *linear* trend (the "
-             "vertical distance in the paper's figures), which is not effective robustness.\n")  # fmt: skip
-    return L
+    return _md_table(pd.DataFrame(rows)) if rows else ""
 
 
-def _pi_section(per_model: pd.DataFrame, fits, level: float) -> list[str]:
-    L = [f"\n## Predicted new-set accuracy: {int(100 * level)} % prediction intervals\n"]
-    L.append("`predicted_new` with `predicted_new_low`/`_high` in per_model.csv, for every model (also those "
-             "with both accuracies): the model set's trend on the **probit** scale (where the trend is linear), "
-             "with a Student-t prediction interval whose variance adds the scatter of the fitted models about "
-             "the line (their residual variance less their own binomial noise), the binomial noise of the new "
-             "test set at the predicted accuracy (delta method), and the uncertainty of the fitted line. "
-             "`extrapolated` marks original accuracies outside the fitted models' range. The hollow "
-             "\"predicted\" points in the figures carry this interval.\n")  # fmt: skip
+def _label_free_section(out: Path) -> str:
+    """The label-free prediction section from ``out/label-free/validation.csv`` (written by
+    ``benchmarks/agreement_validation.py``), or ``""`` when the folder has none."""
+    path = out / "label-free" / "validation.csv"
+    if not path.exists():
+        return ""
+    try:
+        summary = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"{path}: not readable as a CSV ({e})") from e
+    try:
+        return agreement_report_section(summary)
+    except KeyError as e:
+        raise DataError(f"{path}: missing column {e}") from e
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from e
+
+
+def report_context(acc, fits_df, fits, per_model, ranks, figures, out: Path, mset, n_bootstrap: int, level: float,
+                   landscape_md: str = "") -> dict:  # fmt: skip
+    """Everything REPORT.md says that depends on the data: counts, tables (as markdown), conclusions."""
+    paper_table, conclusions, cifar = _paper_rows(acc, fits, per_model, mset)
     cov = _coverage(per_model, fits)
-    if cov.empty:
-        L.append("\nNo model outside the fitted set has a measured new accuracy here, so the coverage could not "
-                 "be measured (import the timm / testbed tables: `reproduce --timm-results … --testbed-results …`).\n")  # fmt: skip
-    else:
-        L.append("\n**Measured coverage** on the models that were *not* fitted (their measured new accuracy "
-                 "inside their interval):\n\n")  # fmt: skip
-        L.append(_md_table(cov, ".1f"))
-    pred = per_model[per_model["new"].isna()]
-    if len(pred):
-        L.append(f"\n{len(pred)} model/test-set pairs have only an original accuracy; the figures place them at "
-                 "the trend's prediction (hollow markers, labelled predicted).\n")  # fmt: skip
-    return L
+    fit_cols = ["original", "new", "scale", "model_set", "n_models", "slope", "slope_ci_low", "slope_ci_high",
+                "intercept", "intercept_ci_low", "intercept_ci_high", "r"]  # fmt: skip
+    fig1 = [p for p in FIGURE1_PAIRS if any(f.stem == "figure1" for f in figures)]
+    return {
+        "n_rows": len(acc),
+        "source_counts": [(s, int(k)) for s, k in acc.groupby("source").size().items()],
+        "model_set": {"name": mset.name, "description": mset.description},
+        "n_bootstrap": n_bootstrap,
+        "level_pct": int(100 * level),
+        "repaired": acc[acc["repair"] != ""].to_dict("records"),
+        "flagged": acc[acc["flag"] != ""].to_dict("records"),
+        "paper_table": _md_table(paper_table).rstrip("\n"),
+        "paper_conclusions": conclusions,
+        "cifar": cifar,
+        "drops_table": _drops_table(per_model, fits).rstrip("\n"),
+        "fits_table": "" if fits_df.empty else _md_table(fits_df[fit_cols], ".3f").rstrip("\n"),
+        "ranks_table": "" if ranks.empty else _md_table(
+            ranks[["original", "new", "source", "n_models", "spearman_rho", "kendall_tau"]], ".3f").rstrip("\n"),
+        "er_margin": analysis.ER_MARGIN,
+        "er_table": _er_table(per_model).rstrip("\n"),
+        "coverage_table": "" if cov.empty else _md_table(cov, ".1f").rstrip("\n"),
+        "coverage_verdicts": [] if cov.empty else _coverage_verdicts(cov, level),
+        "n_predicted_only": int(per_model["new"].isna().sum()),
+        "figure1_pairs": [f"{_short(o)} / {_short(n)}" for o, n in fig1 if (o, n) in set(analysis.test_set_pairs(acc))],
+        "figures": [(p.stem, p.relative_to(out).as_posix()) for p in figures],
+        "landscape": landscape_md.strip("\n"),
+        "label_free": _label_free_section(out).strip("\n"),
+    }  # fmt: skip
 
 
-def reproduce(
-    *,
-    out: str | os.PathLike = "results",
-    imagenetv2_release: str | os.PathLike | None = None,
-    cifar101_release: str | os.PathLike | None = None,
-    cifar10_labels: str | os.PathLike | None = None,
-    cifar10_root: str | os.PathLike | None = None,
-    timm_results: list[str | os.PathLike] | None = None,
-    testbed_results: str | os.PathLike | None = None,
-    store: str | os.PathLike | None = None,
-    n_bootstrap: int = PAPER_BOOTSTRAP,
-    seed: int = 0,
-    model_set: str | analysis.ModelSet | list[str] | None = "paper",
-    repair: bool = True,
-) -> list[Path]:
-    """Import whatever releases/tables are given into a store, then :func:`write_results` into ``out``.
+def render_report(context: dict) -> str:
+    """REPORT.md from :func:`report_context`'s values and the template ``templates/report.md.j2``."""
+    import jinja2
 
-    With no source given, rebuild the figures, fits and REPORT.md from ``out/accuracies.csv`` (what the
-    project commits in ``results/``), offline. ``model_set``: the models the trends are fitted on (default
-    the paper's); ``repair``: let the ImageNetV2 importer repair arrays whose columns are out of rank order.
-    """
-    out = Path(out)
-    given = [imagenetv2_release, cifar101_release, timm_results, testbed_results]
-    if not any(v is not None for v in given):
-        acc_path = out / "accuracies.csv"
-        if not acc_path.exists():
-            raise DataError(f"{acc_path}: no release given and no accuracies.csv to rebuild from "
-                            "(pass --imagenetv2-release / --cifar101-release, see README)")  # fmt: skip
-        return write_results(analysis.read_accuracies(acc_path), out, n_bootstrap=n_bootstrap, seed=seed,
-                             model_set=model_set, html=True)
-
-    with tempfile.TemporaryDirectory(prefix="generalization-store-") as tmp:
-        st = PredictionStore(store if store is not None else tmp)
-        if imagenetv2_release is not None:
-            print(importers.import_imagenetv2(imagenetv2_release, st, repair=repair).summary())
-        if cifar101_release is not None:
-            if cifar10_labels is None and cifar10_root is None:
-                raise DataError("the CIFAR-10.1 release needs the CIFAR-10 test labels: --cifar10-labels or --cifar10-root")
-            if cifar10_labels is not None and cifar10_root is not None:
-                cifar10_root = None  # an explicit labels file wins
-            print(importers.import_cifar101(cifar101_release, st, cifar10_labels=cifar10_labels,
-                                            cifar10_root=cifar10_root).summary())  # fmt: skip
-        if timm_results:
-            print(importers.import_timm_tables(list(timm_results), st).summary())  # every file, or a DataError
-        if testbed_results is not None:
-            print(importers.import_testbed(testbed_results, st).summary())
-        return write_results(st.accuracy_table(verify=True), out, n_bootstrap=n_bootstrap, seed=seed, model_set=model_set, html=True)
+    text = resources.files("generalization").joinpath("analysis/templates/report.md.j2").read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)  # fmt: skip
+    return env.from_string(text).render(**context)

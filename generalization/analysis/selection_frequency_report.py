@@ -18,6 +18,7 @@ import pandas as pd
 from ..files import DataError, atomic_write_text, csv_text
 from ..metrics import clopper_pearson
 from ..sampler.strategies import HISTOGRAM_BINS
+from ..sources import CIFAR101_RELEASE
 from .frequency_resampling import (
     _resample_ids,
     estimation_bias,
@@ -345,11 +346,11 @@ def write_report(
         store = Path(tmp.name) / "store"
     try:
         st = PredictionStore(store)
-        if not any(r.source == "cifar10.1-release" for r in st.records()):
+        if not any(r.source == CIFAR101_RELEASE for r in st.records()):
             import_cifar101(cifar101_release, st, cifar10_labels=cifar10_labels)
         labels = st.labels("cifar10-test")
-        preds = store_predictions(st, "cifar10-test", sources=["cifar10.1-release"])
-        ref_preds = store_predictions(st, "cifar10.1-v6", sources=["cifar10.1-release"])
+        preds = store_predictions(st, "cifar10-test", sources=[CIFAR101_RELEASE])
+        ref_preds = store_predictions(st, "cifar10.1-v6", sources=[CIFAR101_RELEASE])
         ref_labels = st.labels("cifar10.1-v6")
     finally:
         if tmp is not None:

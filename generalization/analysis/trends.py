@@ -46,6 +46,7 @@ from scipy import stats
 from .. import test_sets
 from ..files import DataError
 from ..metrics import ACCURACY_COLUMNS, accuracy_table_from_counts, check_counts, gap_interval
+from ..sources import baseline_sources, non_standard_models
 from ..test_sets import get_info
 
 __all__ = [
@@ -75,12 +76,14 @@ __all__ = [
 
 SCALES = ("linear", "probit", "logit")
 
-#: the sources whose models define the trend by default (the paper's models), per original test set
-REFERENCE_SOURCES = {"imagenet-val": "imagenetv2-release", "cifar10-test": "cifar10.1-release"}
+#: the sources whose models define the trend by default (the paper's models), per original test set: the
+#: fitting baselines of :data:`generalization.sources.SOURCES`
+REFERENCE_SOURCES = baseline_sources()
 
 #: the ImageNetV2 release's Fisher-vector models (Sánchez & Perronnin 2011). The paper's ImageNet fit is over
 #: the release's convolutional networks; these three are drawn but not fitted in the ``paper`` model set.
-FISHER_VECTOR_MODELS = {"imagenetv2-release": ("fv_4k", "fv_16k", "fv_64k")}
+#: (:attr:`generalization.sources.Source.non_standard`)
+FISHER_VECTOR_MODELS = non_standard_models()
 
 #: points (percent of original accuracy) by which effective robustness may extrapolate past the baseline's models
 ER_MARGIN = 5.0

@@ -177,7 +177,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
-    from ..analysis import report
+    from ..workflows import reproduce
 
     given = {"ImageNetV2 release": args.imagenetv2_release, "CIFAR-10.1 release": args.cifar101_release,
              "timm results": args.timm_results, "testbed results": args.testbed_results}
@@ -187,7 +187,7 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     else:
         print(f"no release given: rebuilt from {args.out / 'accuracies.csv'}")
 
-    written = report.reproduce(
+    written = reproduce(
         out=args.out,
         imagenetv2_release=args.imagenetv2_release,
         cifar101_release=args.cifar101_release,

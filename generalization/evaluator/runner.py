@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import sources
 from ..files import DataError
 from ..store.records import PredictionStore, RecordExistsError
 from .communication import DistributedError, Launch, World, signals_held
@@ -57,8 +58,8 @@ __all__ = [
     "clear_cache",
 ]
 
-EVALUATE_SOURCE = "evaluate"
-SOURCES = {"fp32": "evaluate", "bf16": "evaluate-bf16"}
+EVALUATE_SOURCE = sources.EVALUATE
+SOURCES = {"fp32": sources.EVALUATE, "bf16": sources.EVALUATE_BF16}
 
 
 @dataclass(frozen=True)

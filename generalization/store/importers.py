@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import sources
 from ..files import DataError, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
 from ..model_types import read_timm_metadata, testbed_model_type, timm_model_type
 from ..test_sets import CATALOG, TEST_SETS
@@ -53,8 +54,8 @@ __all__ = [
     "rank_order_defect",
 ]
 
-IMAGENETV2_SOURCE = "imagenetv2-release"
-CIFAR101_SOURCE = "cifar10.1-release"
+IMAGENETV2_SOURCE = sources.IMAGENETV2_RELEASE
+CIFAR101_SOURCE = sources.CIFAR101_RELEASE
 
 #: release dataset file -> our test-set name
 IMAGENETV2_DATASETS = {
@@ -482,7 +483,7 @@ def import_timm_tables(
     Cells are validated (numbers in 0..100, top-5 >= top-1, integer img_size, non-empty model name).
     """
     store = store if isinstance(store, PredictionStore) else PredictionStore(store)
-    report = ImportReport("timm")
+    report = ImportReport(sources.TIMM)
     tables, meta_paths = [], [] if metadata is None else [Path(metadata)]
     for f in files:
         path, test_set = (Path(f[0]), f[1]) if isinstance(f, tuple) else (Path(f), None)
@@ -505,7 +506,7 @@ def import_timm_tables(
         frames.append(rows)
         report.notes += notes
     if frames:
-        report.written, report.unchanged = put_accuracy_rows(store, "timm", pd.concat(frames, ignore_index=True),
+        report.written, report.unchanged = put_accuracy_rows(store, sources.TIMM, pd.concat(frames, ignore_index=True),
                                                              overwrite=overwrite)  # fmt: skip
     return report
 
@@ -574,7 +575,7 @@ def import_testbed(
     path = Path(csv)
     df = _read_csv(path, ["model"], dtype=str, keep_default_na=False)
     cols_in_file = [c for c in df.columns if c != "model"]
-    report = ImportReport("testbed")
+    report = ImportReport(sources.TESTBED)
     if columns is None:
         present = {c: TESTBED_SETTINGS[c] for c in cols_in_file if c in TESTBED_SETTINGS}
         unknown = [c for c in cols_in_file if c not in TESTBED_SETTINGS]
@@ -618,5 +619,5 @@ def import_testbed(
     rows["model_type_detail"] = rows["model"].map(lambda m: lookup[m][1])
     rows["published_file"] = path.name
     store = store if isinstance(store, PredictionStore) else PredictionStore(store)
-    report.written, report.unchanged = put_accuracy_rows(store, "testbed", rows, overwrite=overwrite)
+    report.written, report.unchanged = put_accuracy_rows(store, sources.TESTBED, rows, overwrite=overwrite)
     return report
