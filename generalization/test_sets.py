@@ -92,7 +92,7 @@ def _t(name, num_images, original, title, kind, *, num_classes=1000, classes=Non
                        "imagenet-1k", tuple((k, v) for k, v in names.items() if v))
 
 
-def _v(release: str | None, testbed: str, timm: str | None = None) -> tuple[tuple[str, str], ...]:
+def _paper_names(release: str | None, testbed: str, timm: str | None = None) -> tuple[tuple[str, str], ...]:
     """The source names of one of the paper's ImageNet test sets."""
     names = {"imagenetv2-release": release, "testbed": testbed, "timm": timm}
     return tuple((k, v) for k, v in names.items() if v)
@@ -104,19 +104,22 @@ TEST_SETS: dict[str, TestSetInfo] = {
         # the testbed evaluates ImageNetV2 twice: its -format-val columns (re-encoded like validation, what its
         # papers report) are these; its plain imagenetv2-* columns are our *-as-released test sets
         TestSetInfo("imagenet-val", 1000, 50_000, None, "ImageNet validation", label_space="imagenet-1k",
-                    source_names=_v("imagenet-validation-original", "val", "imagenet")),
-        TestSetInfo("imagenetv2-matched-frequency", 1000, 10_000, "imagenet-val", "ImageNetV2 MatchedFrequency", "natural",
-                    family="imagenetv2", label_space="imagenet-1k",
-                    source_names=_v("imagenetv2-b-33", "imagenetv2-matched-frequency-format-val", "imagenetv2-matched-frequency")),
+                    source_names=_paper_names("imagenet-validation-original", "val", "imagenet")),
+        TestSetInfo("imagenetv2-matched-frequency", 1000, 10_000, "imagenet-val", "ImageNetV2 MatchedFrequency",
+                    "natural", family="imagenetv2", label_space="imagenet-1k",
+                    source_names=_paper_names("imagenetv2-b-33", "imagenetv2-matched-frequency-format-val",
+                                              "imagenetv2-matched-frequency")),
         TestSetInfo("imagenetv2-threshold0.7", 1000, 10_000, "imagenet-val", "ImageNetV2 Threshold0.7", "natural",
                     family="imagenetv2", label_space="imagenet-1k",
-                    source_names=_v("imagenetv2-a-44", "imagenetv2-threshold-0.7-format-val")),
+                    source_names=_paper_names("imagenetv2-a-44", "imagenetv2-threshold-0.7-format-val")),
         TestSetInfo("imagenetv2-top-images", 1000, 10_000, "imagenet-val", "ImageNetV2 TopImages", "natural",
                     family="imagenetv2", label_space="imagenet-1k",
-                    source_names=_v("imagenetv2-c-12", "imagenetv2-top-images-format-val")),
+                    source_names=_paper_names("imagenetv2-c-12", "imagenetv2-top-images-format-val")),
         TestSetInfo("cifar10-test", 10, 10_000, None, "CIFAR-10 test", label_space="cifar10"),
-        TestSetInfo("cifar10.1-v4", 10, 2_021, "cifar10-test", "CIFAR-10.1 v4", "natural", family="cifar10.1", label_space="cifar10"),
-        TestSetInfo("cifar10.1-v6", 10, 2_000, "cifar10-test", "CIFAR-10.1 v6", "natural", family="cifar10.1", label_space="cifar10"),
+        TestSetInfo("cifar10.1-v4", 10, 2_021, "cifar10-test", "CIFAR-10.1 v4", "natural", family="cifar10.1",
+                    label_space="cifar10"),
+        TestSetInfo("cifar10.1-v6", 10, 2_000, "cifar10-test", "CIFAR-10.1 v6", "natural", family="cifar10.1",
+                    label_space="cifar10"),
     ]
 }
 
