@@ -18,6 +18,14 @@ Two dictionaries:
     attacks, ImageNet-ReaL labels, and the class-restricted validation sets they are compared against
     (e.g. ImageNet-A against ImageNet validation on the same 200 classes, ``val-on-imagenet-a-classes``).
 
+Each entry also says which label space its labels index (``label_space``: ``imagenet-1k``, the 1,000
+ImageNet classes in sorted-wnid order, or ``cifar10``) and the names it goes by in each published source
+(``source_names``: the ImageNetV2 release's dataset file, the imagenet-testbed column, timm's result table;
+see :data:`SOURCES`): the importers derive their file/column -> test-set mappings from these
+(:func:`source_map`), and the evaluator's loader specs (``evaluator/dataset_registry.py``) take title, label
+space and image count from here. This module is the one place these facts are written; a new test set
+starts with its entry here.
+
 Each entry has a ``kind``: ``original``, ``natural`` (new images), ``synthetic`` (computed from the
 original images: corruptions, style transfer, greyscale), ``adversarial`` (PGD attacks on the original
 images) or ``relabeled`` (the original images with new labels). ``classes`` names a class subset of
@@ -27,13 +35,23 @@ accuracy is the model's accuracy restricted to that subset.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["TestSetInfo", "TEST_SETS", "CATALOG", "KINDS", "ORIGINAL_TEST_SETS", "NEW_TEST_SETS",
-           "IMAGENET_C_CORRUPTIONS", "original_of", "get_info", "title_of", "class_subset", "natural_shifts",
-           "declare", "declared", "declare_from_records", "check_builtin_name", "pairs"]
+__all__ = ["TestSetInfo", "TEST_SETS", "CATALOG", "KINDS", "LABEL_SPACES", "SOURCES", "ORIGINAL_TEST_SETS",
+           "NEW_TEST_SETS", "IMAGENET_C_CORRUPTIONS", "original_of", "get_info", "title_of", "class_subset",
+           "natural_shifts", "source_map", "declare", "declared", "declare_from_records", "reset_declared",
+           "declarations", "check_builtin_name", "pairs"]
 
 KINDS = ("original", "natural", "synthetic", "adversarial", "relabeled")
+#: label spaces: ``imagenet-1k`` = the 1,000 ImageNet classes, class index = position of the wnid in the sorted
+#: wnids; ``cifar10`` = the 10 CIFAR-10 classes in their official order
+LABEL_SPACES = ("imagenet-1k", "cifar10")
+#: the published sources a test set may have a name in (the store's ``source`` names of their importers):
+#: ``imagenetv2-release`` = the release's ``data/datasets/<name>.json``, ``testbed`` = a column of
+#: imagenet-testbed's ``robustness_top1s.csv``, ``timm`` = timm's ``results-<name>.csv``
+SOURCES = ("imagenetv2-release", "testbed", "timm")
 
 
 @dataclass(frozen=True)
@@ -56,22 +74,52 @@ class TestSetInfo:
     classes: str | None = None  # class subset of ImageNet's 1,000 (a key of class_subset), None = all
     family: str = ""  # groups variants (e.g. all ImageNet-C settings) in the landscape overview
     size_note: str = ""
+    label_space: str = ""  # a LABEL_SPACES name; "" for a declared test set (its manifest carries its classes)
+    #: (source, the name this test set goes by there), one pair per SOURCES entry that publishes it
+    source_names: tuple[tuple[str, str], ...] = ()
+
+    def name_in(self, source: str) -> str | None:
+        """The name this test set goes by in a published source (:data:`SOURCES`), None if not there."""
+        return dict(self.source_names).get(source)
 
 
-def _t(name, num_images, original, title, kind, *, num_classes=1000, classes=None, family="", size_note=""):
-    return TestSetInfo(name, num_classes, num_images, original, title, kind, classes, family or name, size_note)
+def _t(name, num_images, original, title, kind, *, num_classes=1000, classes=None, family="", size_note="",
+       testbed: str | bool = True, timm: str | None = None):
+    """A catalog entry of an ImageNet shift. The shifts are imagenet-testbed's evaluation settings, so
+    ``testbed`` is the column name: True = the test set's own name, False = not a testbed column."""
+    names = {"testbed": name if testbed is True else testbed, "timm": timm}
+    return TestSetInfo(name, num_classes, num_images, original, title, kind, classes, family or name, size_note,
+                       "imagenet-1k", tuple((k, v) for k, v in names.items() if v))
+
+
+def _paper_names(release: str | None, testbed: str, timm: str | None = None) -> tuple[tuple[str, str], ...]:
+    """The source names of one of the paper's ImageNet test sets."""
+    names = {"imagenetv2-release": release, "testbed": testbed, "timm": timm}
+    return tuple((k, v) for k, v in names.items() if v)
 
 
 TEST_SETS: dict[str, TestSetInfo] = {
     t.name: t
     for t in [
-        TestSetInfo("imagenet-val", 1000, 50_000, None, "ImageNet validation"),
-        TestSetInfo("imagenetv2-matched-frequency", 1000, 10_000, "imagenet-val", "ImageNetV2 MatchedFrequency", "natural", family="imagenetv2"),
-        TestSetInfo("imagenetv2-threshold0.7", 1000, 10_000, "imagenet-val", "ImageNetV2 Threshold0.7", "natural", family="imagenetv2"),
-        TestSetInfo("imagenetv2-top-images", 1000, 10_000, "imagenet-val", "ImageNetV2 TopImages", "natural", family="imagenetv2"),
-        TestSetInfo("cifar10-test", 10, 10_000, None, "CIFAR-10 test"),
-        TestSetInfo("cifar10.1-v4", 10, 2_021, "cifar10-test", "CIFAR-10.1 v4", "natural", family="cifar10.1"),
-        TestSetInfo("cifar10.1-v6", 10, 2_000, "cifar10-test", "CIFAR-10.1 v6", "natural", family="cifar10.1"),
+        # the testbed evaluates ImageNetV2 twice: its -format-val columns (re-encoded like validation, what its
+        # papers report) are these; its plain imagenetv2-* columns are our *-as-released test sets
+        TestSetInfo("imagenet-val", 1000, 50_000, None, "ImageNet validation", label_space="imagenet-1k",
+                    source_names=_paper_names("imagenet-validation-original", "val", "imagenet")),
+        TestSetInfo("imagenetv2-matched-frequency", 1000, 10_000, "imagenet-val", "ImageNetV2 MatchedFrequency",
+                    "natural", family="imagenetv2", label_space="imagenet-1k",
+                    source_names=_paper_names("imagenetv2-b-33", "imagenetv2-matched-frequency-format-val",
+                                              "imagenetv2-matched-frequency")),
+        TestSetInfo("imagenetv2-threshold0.7", 1000, 10_000, "imagenet-val", "ImageNetV2 Threshold0.7", "natural",
+                    family="imagenetv2", label_space="imagenet-1k",
+                    source_names=_paper_names("imagenetv2-a-44", "imagenetv2-threshold-0.7-format-val")),
+        TestSetInfo("imagenetv2-top-images", 1000, 10_000, "imagenet-val", "ImageNetV2 TopImages", "natural",
+                    family="imagenetv2", label_space="imagenet-1k",
+                    source_names=_paper_names("imagenetv2-c-12", "imagenetv2-top-images-format-val")),
+        TestSetInfo("cifar10-test", 10, 10_000, None, "CIFAR-10 test", label_space="cifar10"),
+        TestSetInfo("cifar10.1-v4", 10, 2_021, "cifar10-test", "CIFAR-10.1 v4", "natural", family="cifar10.1",
+                    label_space="cifar10"),
+        TestSetInfo("cifar10.1-v6", 10, 2_000, "cifar10-test", "CIFAR-10.1 v6", "natural", family="cifar10.1",
+                    label_space="cifar10"),
     ]
 }
 
@@ -88,16 +136,18 @@ _VAL = "imagenet-val"
 def _shifts() -> list[TestSetInfo]:
     s = [
         # originals restricted to a shift's classes (the testbed's val-on-*-classes; timm's *-clean tables)
-        _t("val-on-imagenet-a-classes", 10_000, None, "ImageNet validation, ImageNet-A's 200 classes", "original", classes="imagenet-a"),
-        _t("val-on-imagenet-r-classes", 10_000, None, "ImageNet validation, ImageNet-R's 200 classes", "original", classes="imagenet-r"),
+        _t("val-on-imagenet-a-classes", 10_000, None, "ImageNet validation, ImageNet-A's 200 classes", "original", classes="imagenet-a",
+           timm="imagenet-a-clean"),
+        _t("val-on-imagenet-r-classes", 10_000, None, "ImageNet validation, ImageNet-R's 200 classes", "original", classes="imagenet-r",
+           timm="imagenet-r-clean"),
         _t("val-on-objectnet-classes", 6_250, None, "ImageNet validation, ObjectNet's 113 classes", "original", classes="objectnet"),
         _t("val-on-vid-robust-classes", 14_400, None, "ImageNet validation, ImageNet-Vid-Robust's 30 classes", "original", classes="imagenet-vid-robust"),
         _t("val-on-ytbb-robust-classes", 11_550, None, "ImageNet validation, YTBB-Robust's 24 classes", "original", classes="ytbb-robust"),
         _t("val_subsampled_class_1_8", 6_250, None, "ImageNet validation, 125 classes (1 in 8)", "original", classes="1-in-8"),
         # natural shifts
-        _t("imagenet-a", 7_500, "val-on-imagenet-a-classes", "ImageNet-A", "natural", classes="imagenet-a"),
-        _t("imagenet-r", 30_000, "val-on-imagenet-r-classes", "ImageNet-R", "natural", classes="imagenet-r"),
-        _t("imagenet-sketch", 50_889, _VAL, "ImageNet-Sketch", "natural"),
+        _t("imagenet-a", 7_500, "val-on-imagenet-a-classes", "ImageNet-A", "natural", classes="imagenet-a", timm="imagenet-a"),
+        _t("imagenet-r", 30_000, "val-on-imagenet-r-classes", "ImageNet-R", "natural", classes="imagenet-r", timm="imagenet-r"),
+        _t("imagenet-sketch", 50_889, _VAL, "ImageNet-Sketch", "natural", timm="sketch"),
         _t("objectnet-1.0-beta", 18_514, "val-on-objectnet-classes", "ObjectNet", "natural", classes="objectnet",
            size_note="the images of ObjectNet's 113 classes that overlap ImageNet"),
         _t("imagenet-vid-robust_pm0", 1_109, "val-on-vid-robust-classes", "ImageNet-Vid-Robust (anchor frames)", "natural",
@@ -110,14 +160,18 @@ def _shifts() -> list[TestSetInfo]:
            classes="ytbb-robust", family="ytbb-robust"),
         # ImageNetV2 as released (the testbed also evaluates it re-encoded like validation: our
         # imagenetv2-* names, which are the testbed's *-format-val columns)
-        _t("imagenetv2-matched-frequency-as-released", 10_000, _VAL, "ImageNetV2 MatchedFrequency (released JPEGs)", "natural", family="imagenetv2"),
-        _t("imagenetv2-threshold0.7-as-released", 10_000, _VAL, "ImageNetV2 Threshold0.7 (released JPEGs)", "natural", family="imagenetv2"),
-        _t("imagenetv2-top-images-as-released", 10_000, _VAL, "ImageNetV2 TopImages (released JPEGs)", "natural", family="imagenetv2"),
+        _t("imagenetv2-matched-frequency-as-released", 10_000, _VAL, "ImageNetV2 MatchedFrequency (released JPEGs)", "natural", family="imagenetv2",
+           testbed="imagenetv2-matched-frequency"),
+        _t("imagenetv2-threshold0.7-as-released", 10_000, _VAL, "ImageNetV2 Threshold0.7 (released JPEGs)", "natural", family="imagenetv2",
+           testbed="imagenetv2-threshold0.7"),
+        _t("imagenetv2-top-images-as-released", 10_000, _VAL, "ImageNetV2 TopImages (released JPEGs)", "natural", family="imagenetv2",
+           testbed="imagenetv2-topimages"),
         _t("imagenetv2-matched-frequency-format-val_subsampled_class_1_8", 1_250, "val_subsampled_class_1_8",
            "ImageNetV2 MatchedFrequency, 125 classes (1 in 8)", "natural", classes="1-in-8", family="imagenetv2"),
         # relabeled
         _t("imagenet-real", 50_000, _VAL, "ImageNet-ReaL labels", "relabeled",
-           size_note="ReaL scores the 46,837 validation images that kept a label; counts assume 50,000"),
+           size_note="ReaL scores the 46,837 validation images that kept a label; counts assume 50,000",
+           testbed=False, timm="imagenet-real"),  # timm's table; the testbed has no ReaL column
         # synthetic
         _t("greyscale", 50_000, _VAL, "Greyscale", "synthetic"),
         _t("stylized_imagenet", 50_000, _VAL, "Stylized ImageNet", "synthetic"),
@@ -142,7 +196,38 @@ ORIGINAL_TEST_SETS = [n for n, t in TEST_SETS.items() if t.original is None]
 NEW_TEST_SETS = [n for n, t in TEST_SETS.items() if t.original is not None]
 
 
-#: test sets declared by manifests / store records in this process (name -> info); never a built-in name
+def _check_catalog(catalog: dict[str, TestSetInfo]) -> None:
+    """The catalog's own consistency (run at import: a bad entry fails every test, not one user's import)."""
+    seen: dict[tuple[str, str], str] = {}
+    for n, t in catalog.items():
+        problems = [f"label space {t.label_space!r}"] if t.label_space not in LABEL_SPACES else []
+        problems += [f"source {s!r}" for s, _ in t.source_names if s not in SOURCES]
+        problems += [f"original {t.original!r}"] if t.original is not None and t.original not in catalog else []
+        problems += [f"kind {t.kind!r}"] if t.kind not in KINDS else []
+        for key in t.source_names:
+            if key in seen:
+                problems.append(f"{key[0]} name {key[1]!r}, already {seen[key]!r}'s")
+            seen[key] = n
+        if problems:
+            raise ValueError(f"test_sets.CATALOG[{n!r}]: invalid {', '.join(problems)}")
+
+
+_check_catalog(CATALOG)
+
+
+def source_map(source: str) -> dict[str, str]:
+    """``{name in a published source: test-set name}`` for one of :data:`SOURCES`, in catalog order.
+
+    The importers' mappings (the release's dataset files, the testbed's columns, timm's tables) are these.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; known: {', '.join(SOURCES)}")
+    return {t.name_in(source): n for n, t in CATALOG.items() if t.name_in(source) is not None}
+
+
+#: test sets declared by manifests / store records in this process (name -> info); never a built-in name.
+#: A process-wide registry like timm's ``register_model``: the CLI declares what a manifest or a store names,
+#: and the analysis finds the pairs. :func:`reset_declared` empties it, :func:`declarations` scopes it.
 _DECLARED: dict[str, TestSetInfo] = {}
 
 
@@ -211,6 +296,26 @@ def declare(name: str, *, original: str | None, num_classes: int, num_images: in
 def declared() -> dict[str, TestSetInfo]:
     """The declared (non-built-in) test sets, by name."""
     return dict(sorted(_DECLARED.items()))
+
+
+def reset_declared() -> None:
+    """Forget every declared test set (the built-in catalog stays)."""
+    _DECLARED.clear()
+
+
+@contextmanager
+def declarations() -> Iterator[dict[str, TestSetInfo]]:
+    """Scope declarations: what is declared inside the ``with`` block is forgotten after it, and what was
+    declared before it is back (tests use it so that no test sees another's test sets).
+
+    Yields the declarations in force at entry (a copy).
+    """
+    saved = dict(_DECLARED)
+    try:
+        yield dict(saved)
+    finally:
+        _DECLARED.clear()
+        _DECLARED.update(saved)
 
 
 def declare_from_records(records) -> list[TestSetInfo]:

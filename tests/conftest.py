@@ -24,6 +24,15 @@ def _require(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _scoped_test_set_declarations():
+    """Test sets a test declares (manifests, store records) are forgotten after it: no test sees another's."""
+    from generalization.test_sets import declarations
+
+    with declarations():
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The root of ../shared/data."""

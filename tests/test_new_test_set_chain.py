@@ -43,14 +43,12 @@ def build2():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_declarations():
+def _keep_threads():
     import torch
 
-    saved, threads = dict(test_sets._DECLARED), torch.get_num_threads()
+    threads = torch.get_num_threads()
     yield
-    test_sets._DECLARED.clear()
-    test_sets._DECLARED.update(saved)
-    torch.set_num_threads(threads)  # `evaluate --threads` sets the process-wide count
+    torch.set_num_threads(threads)  # `evaluate --threads` sets the process-wide count (declarations: conftest)
 
 
 @pytest.fixture
@@ -159,7 +157,7 @@ def test_analyze_pairs_a_declared_new_test_set(tmp_path, pool, capsys, monkeypat
     for i, fn in enumerate(["build", "build1", "build2"]):  # a trend needs three models
         args += ["--model", f"{model}:{fn}", "--name", f"tiny{i}"]
     assert main(args) == 0
-    test_sets._DECLARED.clear()  # analyze must learn the pair from the store alone
+    test_sets.reset_declared()  # analyze must learn the pair from the store alone
     out = tmp_path / "analysis"
     assert main(["analyze", "--store", str(store), "--out", str(out), "--n-bootstrap", "20"]) == 0
     per_model = pd.read_csv(out / "per_model.csv")
@@ -184,7 +182,7 @@ def test_analyze_pairs_a_declared_new_test_set(tmp_path, pool, capsys, monkeypat
     assert main(["gaps", "--store", str(store), "--variant", "nosuch=x", "--out", str(tmp_path / "g2.csv")]) == 2
     assert "no paired accuracies for ['nosuch']" in capsys.readouterr().err
     # analyze --accuracies alone still pairs them (test_sets.json is written beside accuracies.csv)
-    test_sets._DECLARED.clear()
+    test_sets.reset_declared()
     assert main(["analyze", "--accuracies", str(out / "accuracies.csv"), "--out", str(tmp_path / "a2"),
                  "--n-bootstrap", "20"]) == 0
     assert set(pd.read_csv(tmp_path / "a2" / "per_model.csv")["new_test_set"]) == {"toy-new"}

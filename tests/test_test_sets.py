@@ -66,3 +66,52 @@ def test_timm_model_types():
     assert timm_model_type("deit_base_distilled_patch16_224@224", meta)[0] == "other"
     assert timm_model_type("unknown_arch@224", meta) == ("", "")
     assert json.dumps(meta)  # plain data
+
+
+def test_source_names_are_the_published_names(shared_data):
+    """Each source's file/column names map to the test sets they are (the release's dataset files, every
+    column of imagenet-testbed's table, timm's result tables: read from the shipped samples)."""
+    assert test_sets.source_map("imagenetv2-release") == {
+        "imagenet-validation-original": "imagenet-val", "imagenetv2-b-33": "imagenetv2-matched-frequency",
+        "imagenetv2-a-44": "imagenetv2-threshold0.7", "imagenetv2-c-12": "imagenetv2-top-images"}  # fmt: skip
+    release = sorted(p.stem for p in (shared_data / "ImageNetV2" / "data" / "datasets").glob("*.json"))
+    assert sorted(test_sets.source_map("imagenetv2-release")) == release
+    published = shared_data / "published-results-samples"
+    columns = (published / "robustness_top1s.csv").read_text().splitlines()[0].split(",")[1:]
+    testbed = test_sets.source_map("testbed")
+    assert sorted(testbed) == sorted(columns) and len(columns) == 213
+    assert testbed["val"] == "imagenet-val" and testbed["imagenetv2-topimages"] == "imagenetv2-top-images-as-released"
+    assert testbed["imagenetv2-threshold-0.7-format-val"] == "imagenetv2-threshold0.7"
+    tables = sorted(p.name.removeprefix("results-").removesuffix(".csv") for p in published.glob("results-*.csv"))
+    timm = test_sets.source_map("timm")
+    assert sorted(timm) == tables
+    assert (timm["sketch"], timm["imagenet-a-clean"]) == ("imagenet-sketch", "val-on-imagenet-a-classes")
+    assert test_sets.CATALOG["imagenet-real"].name_in("testbed") is None  # ReaL comes from timm only
+    with pytest.raises(ValueError, match="unknown source"):
+        test_sets.source_map("nosuch")
+
+
+def test_catalog_check_refuses_a_bad_entry():
+    cat = dict(test_sets.CATALOG)
+    test_sets._check_catalog(cat)
+    dup = test_sets.TestSetInfo("twin", 1000, 10, "imagenet-val", "Twin", "natural", label_space="imagenet-1k",
+                                source_names=(("testbed", "val"),))
+    with pytest.raises(ValueError, match=r"'twin'.*testbed name 'val', already 'imagenet-val'"):
+        test_sets._check_catalog({**cat, "twin": dup})
+    bad = test_sets.TestSetInfo("odd", 7, 10, None, "Odd", label_space="mnist")
+    with pytest.raises(ValueError, match="label space 'mnist'"):
+        test_sets._check_catalog({**cat, "odd": bad})
+
+
+def test_declarations_are_scoped_and_resettable():
+    assert test_sets.declared() == {}  # conftest scopes every test: nothing leaks in from another test
+    with test_sets.declarations() as before:
+        assert before == {}
+        test_sets.declare("mine-new", original="imagenet-val", num_classes=1000, num_images=5)
+        assert test_sets.pairs(["imagenet-val", "mine-new"]) == [("imagenet-val", "mine-new")]
+    assert test_sets.get_info("mine-new") is None and test_sets.declared() == {}
+    test_sets.declare("mine-b", original=None, num_classes=10, num_images=3)
+    test_sets.declare("mine-a", original="mine-b", num_classes=10, num_images=3)
+    assert list(test_sets.declared()) == ["mine-a", "mine-b"]  # sorted, whatever the declaration order
+    test_sets.reset_declared()
+    assert test_sets.declared() == {} and test_sets.get_info("imagenet-val") is not None

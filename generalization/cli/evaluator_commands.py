@@ -48,6 +48,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_list_models)
 
     p = sub.add_parser("list-datasets", help="the test-set registry")
+    p.add_argument("--write-manifests", type=Path, metavar="FOLDER",
+                   help="(re)generate FOLDER/<test set>.json from the registry (the repository's data_manifests/)")
     p.set_defaults(func=_run_list_datasets)
 
     p = sub.add_parser("verify-data", help="check a local copy of a test set against its manifest")
@@ -109,6 +111,13 @@ def _run_list_models(args: argparse.Namespace) -> int:
 def _run_list_datasets(args: argparse.Namespace) -> int:
     from ..evaluator import datasets
 
+    if args.write_manifests is not None:
+        written, stale = datasets.write_manifests(args.write_manifests)
+        print(f"{args.write_manifests}: {len(written)} manifest(s) written, "
+              f"{len(datasets.DATASETS) - len(written)} unchanged")
+        for p in stale:
+            print(f"  not a built-in test set (remove it if it was generated): {p}")
+        return 0
     print(datasets.list_datasets().to_string(index=False))
     return 0
 

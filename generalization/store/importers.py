@@ -32,7 +32,7 @@ import pandas as pd
 from .. import sources
 from ..files import DataError, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
 from ..model_types import read_timm_metadata, testbed_model_type, timm_model_type
-from ..test_sets import CATALOG, TEST_SETS
+from ..test_sets import CATALOG, TEST_SETS, source_map
 from ..testbed_metadata import TESTBED_TYPE_TO_MODEL_TYPE, parse_model_types
 from .records import PredictionStore
 from .tables import put_accuracy_rows
@@ -57,25 +57,8 @@ __all__ = [
 IMAGENETV2_SOURCE = sources.IMAGENETV2_RELEASE
 CIFAR101_SOURCE = sources.CIFAR101_RELEASE
 
-#: release dataset file -> our test-set name
-IMAGENETV2_DATASETS = {
-    "imagenet-validation-original": "imagenet-val",
-    "imagenetv2-b-33": "imagenetv2-matched-frequency",
-    "imagenetv2-a-44": "imagenetv2-threshold0.7",
-    "imagenetv2-c-12": "imagenetv2-top-images",
-}
-
-#: imagenet-testbed column -> our test-set name. The testbed evaluates ImageNetV2 in two versions; we take
-#: the ``-format-val`` ones (images re-encoded like the validation set), which its papers report.
-TESTBED_COLUMNS = {
-    "val": "imagenet-val",
-    "imagenetv2-matched-frequency-format-val": "imagenetv2-matched-frequency",
-    "imagenetv2-threshold-0.7-format-val": "imagenetv2-threshold0.7",
-    "imagenetv2-top-images-format-val": "imagenetv2-top-images",
-}
-
-#: timm results file kind -> our test-set name
-TIMM_FILES = {"imagenet": "imagenet-val", "imagenetv2-matched-frequency": "imagenetv2-matched-frequency"}
+#: release dataset file -> our test-set name (from the catalog's source names)
+IMAGENETV2_DATASETS = source_map("imagenetv2-release")
 
 
 @dataclass
@@ -410,18 +393,10 @@ def _counts(pct: pd.Series, n: pd.Series | int) -> pd.Series:
     return (pct * n / 100.0).round().astype("Int64")
 
 
-#: timm results file (``results-<kind>.csv``) -> our test-set name. The ``-clean`` tables are ImageNet
-#: validation restricted to ImageNet-A's / -R's 200 classes: the originals those shifts are compared against.
-TIMM_FILES = {
-    "imagenet": "imagenet-val",
-    "imagenetv2-matched-frequency": "imagenetv2-matched-frequency",
-    "imagenet-real": "imagenet-real",
-    "sketch": "imagenet-sketch",
-    "imagenet-a": "imagenet-a",
-    "imagenet-a-clean": "val-on-imagenet-a-classes",
-    "imagenet-r": "imagenet-r",
-    "imagenet-r-clean": "val-on-imagenet-r-classes",
-}
+#: timm results file (``results-<kind>.csv``) -> our test-set name (from the catalog's source names). The
+#: ``-clean`` tables are ImageNet validation restricted to ImageNet-A's / -R's 200 classes: the originals those
+#: shifts are compared against.
+TIMM_FILES = source_map("timm")
 
 TIMM_METADATA = "model_metadata-in1k.csv"
 
@@ -526,28 +501,13 @@ def import_timm(
     return import_timm_tables(files, store, overwrite=overwrite)
 
 
-#: imagenet-testbed columns whose test-set name differs from the column: the testbed evaluates ImageNetV2
-#: twice; its ``-format-val`` columns (re-encoded like validation, what its papers report) are our
-#: ``imagenetv2-*`` names, the as-released JPEGs our ``imagenetv2-*-as-released``.
-TESTBED_RENAMES = {
-    "val": "imagenet-val",
-    "imagenetv2-matched-frequency-format-val": "imagenetv2-matched-frequency",
-    "imagenetv2-threshold-0.7-format-val": "imagenetv2-threshold0.7",
-    "imagenetv2-top-images-format-val": "imagenetv2-top-images",
-    "imagenetv2-matched-frequency": "imagenetv2-matched-frequency-as-released",
-    "imagenetv2-threshold0.7": "imagenetv2-threshold0.7-as-released",
-    "imagenetv2-topimages": "imagenetv2-top-images-as-released",
-}
-
-#: every imagenet-testbed column (evaluation setting) -> our test-set name
-TESTBED_SETTINGS = {
-    **TESTBED_RENAMES,
-    **{n: n for n, t in CATALOG.items() if n not in TEST_SETS and n not in TESTBED_RENAMES.values()
-       and t.num_classes == 1000 and n != "imagenet-real"},
-}  # fmt: skip
+#: every imagenet-testbed column (evaluation setting) -> our test-set name (from the catalog's source names).
+#: The testbed evaluates ImageNetV2 twice: its ``-format-val`` columns (re-encoded like validation, what its
+#: papers report) are our ``imagenetv2-*`` names, the as-released JPEGs our ``imagenetv2-*-as-released``.
+TESTBED_SETTINGS = source_map("testbed")
 
 #: the columns of the paper's test sets (what ``reproduce`` needed before every column was imported)
-TESTBED_COLUMNS = {c: t for c, t in TESTBED_RENAMES.items() if t in TEST_SETS}
+TESTBED_COLUMNS = {c: t for c, t in TESTBED_SETTINGS.items() if t in TEST_SETS}
 
 
 def _known_testbed_columns() -> str:

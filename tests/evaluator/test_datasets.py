@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from generalization import test_sets
 from generalization.evaluator import datasets, image_sets
 from generalization.evaluator.datasets import (
     CountMismatchWarning,
@@ -284,11 +286,47 @@ def test_manifest_folder(sample_photos, tmp_path):
         load_dataset(str(man), root)
 
 
-def test_data_manifests_match_registry():
+def test_data_manifests_are_generated_from_the_registry():
+    """data_manifests/ is the output of `list-datasets --write-manifests`, byte for byte: a hand edit fails."""
     files = sorted((PROJECT / "data_manifests").glob("*.json"))
     assert [f.stem for f in files] == sorted(datasets.DATASETS)
+    regenerate = "run: python -m generalization list-datasets --write-manifests data_manifests"
     for f in files:
-        assert json.loads(f.read_text()) == json.loads(json.dumps(datasets.manifest(f.stem))), f
+        assert f.read_bytes() == datasets.manifest_text(f.stem).encode(), f"{f} differs from the registry; {regenerate}"
+    # what a manifest says is what the catalog and the loader spec say (read independently of manifest())
+    mf = json.loads((PROJECT / "data_manifests" / "imagenetv2-matched-frequency.json").read_text())
+    info = test_sets.CATALOG["imagenetv2-matched-frequency"]
+    assert (mf["title"], mf["num_classes"], mf["expected_count"]) == (info.title, 1000, 10_000)
+    assert mf["release_json"] == "ImageNetV2 release: data/datasets/imagenetv2-b-33.json"
+    assert json.loads((PROJECT / "data_manifests" / "cifar10.1-v4.json").read_text())["expected_count"] == 2021
+
+
+def test_write_manifests(tmp_path, capsys):
+    from generalization.cli import main
+
+    (tmp_path / "old-set.json").write_text("{}")
+    assert main(["list-datasets", "--write-manifests", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(datasets.DATASETS)} manifest(s) written, 0 unchanged" in out and "old-set.json" in out
+    for name in datasets.DATASETS:
+        assert (tmp_path / f"{name}.json").read_bytes() == (PROJECT / "data_manifests" / f"{name}.json").read_bytes()
+    (tmp_path / "cifar10-test.json").write_text('{"title": "edited by hand"}\n')
+    written, stale = datasets.write_manifests(tmp_path)
+    assert written == [tmp_path / "cifar10-test.json"] and stale == [tmp_path / "old-set.json"]
+    assert json.loads((tmp_path / "cifar10-test.json").read_text())["title"] == "CIFAR-10 test"
+
+
+def test_loader_specs_read_identity_from_the_catalog():
+    """A spec has no title/count/classes of its own: they are its catalog entry's, so they cannot diverge."""
+    names = {f.name for f in dataclasses.fields(datasets.DatasetSpec)}
+    assert not names & {"title", "num_classes", "expected_count", "classes", "release_json"}
+    for name, spec in datasets.DATASETS.items():
+        info = test_sets.CATALOG[name]
+        assert (spec.title, spec.num_classes, spec.expected_count) == (info.title, info.num_classes, info.num_images)
+    assert datasets.DATASETS["imagenet-val"].release_json == "imagenet-validation-original.json"
+    assert datasets.DATASETS["imagenetv2-top-images"].release_json == "imagenetv2-c-12.json"
+    assert datasets.DATASETS["imagenet-a"].release_json is None
+    assert datasets.DATASETS["cifar10.1-v6"].classes == "cifar10" and datasets.DATASETS["imagenet-r"].classes == "imagenet-1k"
 
 
 # ------------------------------------------------------------------------------------------- decoding
