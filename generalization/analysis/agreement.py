@@ -89,8 +89,9 @@ DEFAULT_MAX_PAIRS = 5000
 #: SD of the systematic offset between the agreement line and the accuracy line, on each scale: the root mean
 #: square of the mean prediction error (ALine-D, on the scale) over the five labelled shifts of
 #: ``results/label-free/validation.csv`` (ImageNetV2 x 3, CIFAR-10.1 v4, v6: +0.055, -0.007, -0.026, +0.055,
-#: +0.055 on probit scale; +0.084, -0.013, -0.043, +0.104, +0.105 on logit scale). No label-free statistic reveals the offset on a new set, so the interval carries
-#: the offset seen on other shifts; the validation uses, for each set, the value from the *other* sets only.
+#: +0.055 on probit scale; +0.084, -0.013, -0.043, +0.104, +0.105 on logit scale). No label-free statistic
+#: reveals the offset on a new set, so the interval carries the offset seen on other shifts; the validation
+#: uses, for each set, the value from the *other* sets only.
 DEFAULT_OFFSET_SD = {"probit": 0.044, "logit": 0.079}
 
 
@@ -669,8 +670,8 @@ def agreement_report_section(summary: pd.DataFrame, *, title: str = "Label-free 
         f"agreement of the models on both sets (Baek et al. 2022; {method}, {scale} scale), beside the ordinary "
         "accuracy line fitted with the labels on the same scale (leave-one-out). Errors in points (predicted - "
         f"measured), coverage = share of models whose measured top-1 lies in the {100 * level:.0f} % interval"
-        + (" (which includes a systematic offset between the agreement and accuracy lines, of the size seen on "
-           "the other labelled shifts)" if has_offset else "") + "."
+        + (" (including a term for a systematic offset between the agreement and accuracy lines, of the size seen "
+           "on labelled shifts: column offset_sd, on the scale)" if has_offset else "") + "."
         + (" In brackets: the 2.5-97.5 % range of the MAE over resamples of the new set's images (how much it "
            "depends on the particular images; resampling adds noise, so the range sits above small MAEs)"
            if has_ci else "")

@@ -197,6 +197,14 @@ def test_store_counts_equal_numpy_on_the_release_with_labels_hidden(cifar_store,
     assert np.allclose(full["actual_new_top1"], full["model"].map(truth))
 
 
+def test_image_resamples_of_the_validation_error_are_seeded(cifar_store):
+    a = ag.bootstrap_validation_error(cifar_store, "cifar10-test", "cifar10.1-v4", n_resamples=3, seed=1)
+    b = ag.bootstrap_validation_error(cifar_store, "cifar10-test", "cifar10.1-v4", n_resamples=3, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns) == ["mae", "mean_error"] and len(a) == 3
+    assert (a["mae"] >= a["mean_error"].abs()).all() and a["mae"].nunique() == 3
+
+
 def test_cli_writes_the_contract_for_a_set_without_labels(cifar_store, cifar101_release, tmp_path):
     # an unlabeled set the store cannot hold: a folder of <model>.npy predictions
     folder = tmp_path / "v4"
