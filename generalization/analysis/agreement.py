@@ -24,13 +24,15 @@ What this module does, in order (:func:`agreement_on_the_line`):
    ``(z_i + z_j) / 2 = scale(agr_new_ij) + slope * ((x_i + x_j) / 2 - scale(agr_orig_ij))`` with ``x`` the
    original accuracies on the scale, solved for all new-set accuracies ``z`` by least squares; it uses only
    the line's slope, and each model's own agreements.
-5. **Interval** (``level``, default 95 %), on the scale: ``prediction +- q * sqrt(v_line + s^2 + v_binom)``
-   where ``v_line`` is the variance of the prediction over a seeded bootstrap over models (pairs among the
-   resampled models, weighted by multiplicity), ``s`` is the residual standard deviation of the agreement
-   points about their line (taken as the spread of models about the accuracy line), and ``v_binom`` the
-   binomial variance of an accuracy measured on the new set's ``N`` images. It does **not** cover a
-   systematic offset between the agreement line and the (unknown) accuracy line; the validation measures
-   how often it covers the truth.
+5. **Interval** (``level``, default 95 %), on the scale:
+   ``prediction +- q * sqrt(v_line + s^2 + v_binom + offset_sd^2)`` where ``v_line`` is the variance of the
+   prediction over a seeded bootstrap over models (pairs among the resampled models, weighted by
+   multiplicity), ``s`` is the residual standard deviation of the agreement points about their line (taken as
+   the spread of models about the accuracy line), ``v_binom`` the binomial variance of an accuracy measured on
+   the new set's ``N`` images, and ``offset_sd`` the SD of a systematic offset between the agreement line and
+   the (unknown) accuracy line, which no label-free statistic reveals on the new set: by default the offset
+   seen on five labelled shifts (:data:`DEFAULT_OFFSET_SD`). The validation measures how often it covers the
+   truth, each set's interval built with the offset of the *other* sets.
 6. **Warnings** when the agreement and accuracy lines are not expected to coincide or the prediction is
    weak: agreement line R^2 below ``min_r2`` (Baek et al.: when agreement is not linearly correlated, accuracy
    is not either), too few models or pairs, excluded models, predictions far outside the range of the
@@ -74,6 +76,7 @@ __all__ = [
     "accuracy_line_reference",
     "validate",
     "summarize_validation",
+    "bootstrap_validation_error",
     "agreement_report_section",
     "plot_agreement",
 ]
@@ -83,6 +86,13 @@ PREDICTION_COLUMNS = ["model", "original_top1", "predicted_new_top1", "predicted
                       "actual_new_top1"]
 METHODS = ("aline-d", "aline-s")
 DEFAULT_MAX_PAIRS = 5000
+#: SD of the systematic offset between the agreement line and the accuracy line, on each scale: the root mean
+#: square of the mean prediction error (ALine-D, on the scale) over the five labelled shifts of
+#: ``results/label-free/validation.csv`` (ImageNetV2 x 3, CIFAR-10.1 v4, v6: +0.055, -0.007, -0.026, +0.055,
+#: +0.055 on probit scale; +0.084, -0.013, -0.043, +0.104, +0.105 on logit scale). No label-free statistic
+#: reveals the offset on a new set, so the interval carries the offset seen on other shifts; the validation
+#: uses, for each set, the value from the *other* sets only.
+DEFAULT_OFFSET_SD = {"probit": 0.044, "logit": 0.079}
 
 
 @dataclass
@@ -221,6 +231,7 @@ def agreement_on_the_line(
     seed: int = 0,
     defect_z: float = 10.0,
     min_r2: float = 0.95,
+    offset_sd: float | None = None,
 ) -> AgreementResult:
     """Predict each model's top-1 on a new test set from unlabeled new-set predictions.
 
@@ -249,6 +260,10 @@ def agreement_on_the_line(
         Robust z below which a model's new-set agreements mark its new-set predictions as defective.
     min_r2 : float
         Agreement-line R^2 below which a warning says the prediction is unreliable.
+    offset_sd : float, optional
+        SD (on the scale) of a systematic offset between the agreement and accuracy lines, added in quadrature
+        to the interval; default :data:`DEFAULT_OFFSET_SD` for the scale (calibrated on five labelled shifts),
+        0 for the model-to-model uncertainty alone.
 
     Returns
     -------
@@ -260,6 +275,9 @@ def agreement_on_the_line(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    offset_sd = DEFAULT_OFFSET_SD[scale] if offset_sd is None else float(offset_sd)
+    if not offset_sd >= 0:
+        raise ValueError(f"offset_sd must be >= 0, got {offset_sd}")
     labels = np.asarray(original_labels)
     models = sorted(set(original_predictions) & set(new_predictions))
     only_one = sorted(set(original_predictions) ^ set(new_predictions))
@@ -349,7 +367,7 @@ def agreement_on_the_line(
     p_hat = from_scale(z, scale) / 100
     dens = stats.norm.pdf(z) if scale == "probit" else p_hat * (1 - p_hat)  # d p / d z
     v_binom = p_hat * (1 - p_hat) / n_new / np.maximum(dens, 1e-12) ** 2
-    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(v_line + s**2 + v_binom)
+    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(v_line + s**2 + v_binom + offset_sd**2)
 
     table = pd.DataFrame({
         "model": used,
@@ -373,9 +391,10 @@ def agreement_on_the_line(
         "residual_sd": s, "n_models": len(used), "n_pairs": int(len(pairs)), "n_pairs_possible": n_all,
         "max_pairs": max_pairs, "pairs": "all" if len(pairs) == n_all else f"seeded sample (seed {seed})",
         "n_bootstrap": len(boots), "seed": seed, "n_original": n_orig, "n_new": n_new,
-        "num_classes": num_classes, "defect_z": defect_z, "min_r2": min_r2,
+        "num_classes": num_classes, "defect_z": defect_z, "min_r2": min_r2, "offset_sd": offset_sd,
         "interval": "bootstrap over models + residual SD of the agreement points + binomial noise of the new-set "
-                    "top-1; it does not include an offset between the agreement and accuracy lines",
+                    f"top-1 + an offset between the agreement and accuracy lines of SD {offset_sd:g} on the scale "
+                    "(seen on other shifts; the offset on this set cannot be measured without labels)",
     }
     if r2 < min_r2:
         warnings.append(f"the agreement line fits poorly (R^2 = {r2:.3f} < {min_r2}): the accuracy line is not "
@@ -570,7 +589,8 @@ def validate(store: str | os.PathLike | PredictionStore, original: str, new: str
 
 
 def summarize_validation(per_model: pd.DataFrame, *, new: str, method: str = "") -> dict[str, Any]:
-    """MAE, max absolute error, mean signed error (points) and interval coverage (%) of both predictions."""
+    """MAE, max absolute error, mean signed error (points), interval coverage (%) and mean interval width (points)
+    of both predictions; for a :func:`validate` result also the mean error on the fit's scale and its offset term."""
     out: dict[str, Any] = {"new_test_set": new, "method": method, "n_models": len(per_model)}
     actual = per_model["actual_new_top1"].to_numpy()
     for tag, p, lo, hi in (("agreement", "predicted_new_top1", "predicted_low", "predicted_high"),
@@ -580,8 +600,44 @@ def summarize_validation(per_model: pd.DataFrame, *, new: str, method: str = "")
         out[f"{tag}_max_error"] = float(np.max(np.abs(err)))
         out[f"{tag}_mean_error"] = float(np.mean(err))
         out[f"{tag}_coverage"] = float(100 * np.mean((actual >= per_model[lo]) & (actual <= per_model[hi])))
+        out[f"{tag}_interval_width"] = float(np.mean(per_model[hi] - per_model[lo]))
     out["no_drop_mae"] = float(np.mean(np.abs(per_model["original_top1"].to_numpy() - actual)))
+    result = per_model.attrs.get("result")
+    if result is not None:
+        # the shared offset on the fit's scale: what DEFAULT_OFFSET_SD is calibrated from
+        sc, n_new = result.fit["scale"], result.fit["n_new"]
+        out["agreement_mean_error_scale"] = float(np.mean(to_scale(per_model["predicted_new_top1"], sc, n_new)
+                                                          - to_scale(actual, sc, n_new)))
+        out["offset_sd"] = float(result.fit["offset_sd"])
     return out
+
+
+def bootstrap_validation_error(store: str | os.PathLike | PredictionStore, original: str, new: str, *,
+                               n_resamples: int = 100, seed: int = 0, **kwargs: Any) -> pd.DataFrame:
+    """How much the label-free MAE moves with the new set's sample of images (validation only: reads its labels).
+
+    The new set's images are resampled with replacement ``n_resamples`` times (seeded); each time the agreements,
+    the predictions (:func:`agreement_on_the_line`, ``kwargs``) and the measured accuracies are recomputed on the
+    resample. Returns one row per resample: ``mae``, ``mean_error`` (points). The original set is held fixed.
+    """
+    store = store if isinstance(store, PredictionStore) else PredictionStore(store)
+    labels_o, labels_n = store.labels(original), store.labels(new)
+    if labels_o is None or labels_n is None:
+        raise DataError(f"store {store.root}: labels for both {original} and {new} are needed")
+    orig, _ = _store_top1(store, original, kwargs.pop("models", None), kwargs.pop("sources", None))
+    newp, _ = _store_top1(store, new, list(orig), None)
+    info = get_info(original)
+    kwargs.setdefault("num_classes", info.num_classes if info is not None else None)
+    kwargs.setdefault("n_bootstrap", 0)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_resamples):
+        ii = rng.integers(0, len(labels_n), len(labels_n))
+        res = agreement_on_the_line(orig, labels_o, {m: v[ii] for m, v in newp.items()}, **kwargs)
+        actual = res.table["model"].map({m: 100 * np.mean(newp[m][ii] == labels_n[ii]) for m in newp})
+        err = res.table["predicted_new_top1"] - actual
+        rows.append({"mae": float(err.abs().mean()), "mean_error": float(err.mean())})
+    return pd.DataFrame(rows)
 
 
 def agreement_report_section(summary: pd.DataFrame, *, title: str = "Label-free prediction (agreement on the line)",
@@ -594,7 +650,8 @@ def agreement_report_section(summary: pd.DataFrame, *, title: str = "Label-free 
     Each row needs ``new_test_set, n_models, agreement_mae, agreement_max_error, agreement_mean_error,
     agreement_coverage,
     accuracy_line_mae, accuracy_line_max_error, accuracy_line_coverage`` (and optionally ``method``,
-    ``r2``, ``no_drop_mae``, ``level``).
+    ``r2``, ``no_drop_mae``, ``level``, ``offset_sd``; ``agreement_mae_ci_low`` and ``agreement_mae_ci_high``,
+    shown beside the MAE; ``agreement_coverage_no_offset``, shown beside the coverage).
     """
     if "method" in summary:
         summary = summary[summary["method"].fillna(method).isin([method, ""])]
@@ -603,24 +660,45 @@ def agreement_report_section(summary: pd.DataFrame, *, title: str = "Label-free 
     if summary.empty:
         raise DataError(f"no validation rows for method {method!r} on the {scale} scale")
     level = float(summary["level"].iloc[0]) if "level" in summary else 0.95
+    has_ci = {"agreement_mae_ci_low", "agreement_mae_ci_high"} <= set(summary)
+    has_no_offset = "agreement_coverage_no_offset" in summary
+    has_offset = "offset_sd" in summary and bool((summary["offset_sd"].fillna(0) > 0).any())
     lines = [
         f"## {title}",
         "",
         "Each model's top-1 on a new test set predicted without the new set's labels, from the pairwise top-1 "
         f"agreement of the models on both sets (Baek et al. 2022; {method}, {scale} scale), beside the ordinary "
         "accuracy line fitted with the labels on the same scale (leave-one-out). Errors in points (predicted - "
-        f"measured), coverage = share of models whose measured top-1 lies in the {100 * level:.0f} % interval.",
+        f"measured), coverage = share of models whose measured top-1 lies in the {100 * level:.0f} % interval"
+        + (" (including a term for a systematic offset between the agreement and accuracy lines, of the size seen "
+           "on labelled shifts: column offset_sd, on the scale)" if has_offset else "") + "."
+        + (" In brackets: the 2.5-97.5 % range of the MAE over resamples of the new set's images (how much it "
+           "depends on the particular images; resampling adds noise, so the range sits above small MAEs)"
+           if has_ci else "")
+        + (" and the coverage of the interval without the offset term" if has_no_offset else "")
+        + ("." if has_ci or has_no_offset else ""),
         "",
         "| new test set | models | agreement R² | label-free MAE | max error | mean error | coverage "
         "| accuracy-line MAE | max error | coverage | \"no drop\" MAE |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def given(r: pd.Series, col: str) -> bool:
+        return col in r and pd.notna(r.get(col))
+
     for _, r in summary.iterrows():
-        r2 = f"{r['r2']:.3f}" if "r2" in r and pd.notna(r.get("r2")) else ""
-        nd = f"{r['no_drop_mae']:.2f}" if "no_drop_mae" in r and pd.notna(r.get("no_drop_mae")) else ""
+        r2 = f"{r['r2']:.3f}" if given(r, "r2") else ""
+        nd = f"{r['no_drop_mae']:.2f}" if given(r, "no_drop_mae") else ""
+        mae = f"{r['agreement_mae']:.2f}"
+        if has_ci and given(r, "agreement_mae_ci_low") and given(r, "agreement_mae_ci_high"):
+            mae += f" ({r['agreement_mae_ci_low']:.2f}–{r['agreement_mae_ci_high']:.2f})"
+        cov = f"{r['agreement_coverage']:.0f} %"
+        if has_no_offset and given(r, "agreement_coverage_no_offset"):
+            cov += f" ({r['agreement_coverage_no_offset']:.0f} %)"
         lines.append(
-            f"| {r['new_test_set']} | {int(r['n_models'])} | {r2} | {r['agreement_mae']:.2f} | "
-            f"{r['agreement_max_error']:.2f} | {r['agreement_mean_error']:+.2f} | {r['agreement_coverage']:.0f} % | {r['accuracy_line_mae']:.2f} | "
+            f"| {r['new_test_set']} | {int(r['n_models'])} | {r2} | {mae} | "
+            f"{r['agreement_max_error']:.2f} | {r['agreement_mean_error']:+.2f} | {cov} | "
+            f"{r['accuracy_line_mae']:.2f} | "
             f"{r['accuracy_line_max_error']:.2f} | {r['accuracy_line_coverage']:.0f} % | {nd} |")
     lines += [""] + [f"- {n}" for n in notes]
     return "\n".join(lines).rstrip() + "\n"

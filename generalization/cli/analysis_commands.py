@@ -261,6 +261,10 @@ def _add_predict_unlabeled(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pairs", type=int, default=5000, help="bound on model pairs (default: %(default)s)")
     p.add_argument("--level", type=float, default=0.95, help="interval level (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="pair sample and bootstrap seed (default: %(default)s)")
+    p.add_argument("--offset-sd", type=float, default=None,
+                   help="SD, on the scale, of a systematic offset between the agreement and accuracy lines added to "
+                        "the interval (default: the offset seen on five labelled shifts, docs/label_free.md; 0: "
+                        "model-to-model uncertainty only)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=_run_predict_unlabeled)
 
@@ -272,12 +276,14 @@ def _run_predict_unlabeled(args: argparse.Namespace) -> int:
         raise DataError(f"--max-pairs must be positive, got {args.max_pairs}")
     if not 0 < args.level < 1:
         raise DataError(f"--level must be between 0 and 1, got {args.level}")
+    if args.offset_sd is not None and not args.offset_sd >= 0:
+        raise DataError(f"--offset-sd must be >= 0, got {args.offset_sd}")
     from ..test_sets import original_of
 
     original = args.original or original_of(args.new) or "imagenet-val"
     df = predict_unlabeled(args.store, original, args.new, models=args.models, sources=args.source,
                            new_predictions=args.new_predictions, method=args.method, scale=args.scale,
-                           max_pairs=args.max_pairs, level=args.level, seed=args.seed)
+                           max_pairs=args.max_pairs, level=args.level, seed=args.seed, offset_sd=args.offset_sd)
     result = df.attrs["result"]
     fit = result.fit
     print(f"{fit['n_models']} models, {fit['n_pairs']} pairs ({fit['pairs']}); agreement line on {fit['scale']} "
