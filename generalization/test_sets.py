@@ -21,7 +21,7 @@ Two dictionaries:
 Each entry also says which label space its labels index (``label_space``: ``imagenet-1k``, the 1,000
 ImageNet classes in sorted-wnid order, or ``cifar10``) and the names it goes by in each published source
 (``source_names``: the ImageNetV2 release's dataset file, the imagenet-testbed column, timm's result table;
-see :data:`SOURCES`): the importers derive their file/column -> test-set mappings from these
+see :data:`PUBLISHED_SOURCES`): the importers derive their file/column -> test-set mappings from these
 (:func:`source_map`), and the evaluator's loader specs (``evaluator/dataset_registry.py``) take title, label
 space and image count from here. This module is the one place these facts are written; a new test set
 starts with its entry here.
@@ -39,7 +39,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["TestSetInfo", "TEST_SETS", "CATALOG", "KINDS", "LABEL_SPACES", "SOURCES", "ORIGINAL_TEST_SETS",
+from .sources import IMAGENETV2_RELEASE, TESTBED, TIMM
+
+__all__ = ["TestSetInfo", "TEST_SETS", "CATALOG", "KINDS", "LABEL_SPACES", "PUBLISHED_SOURCES", "ORIGINAL_TEST_SETS",
            "NEW_TEST_SETS", "IMAGENET_C_CORRUPTIONS", "original_of", "get_info", "title_of", "class_subset",
            "natural_shifts", "source_map", "declare", "declared", "declare_from_records", "reset_declared",
            "declarations", "check_builtin_name", "pairs"]
@@ -51,7 +53,7 @@ LABEL_SPACES = ("imagenet-1k", "cifar10")
 #: the published sources a test set may have a name in (the store's ``source`` names of their importers):
 #: ``imagenetv2-release`` = the release's ``data/datasets/<name>.json``, ``testbed`` = a column of
 #: imagenet-testbed's ``robustness_top1s.csv``, ``timm`` = timm's ``results-<name>.csv``
-SOURCES = ("imagenetv2-release", "testbed", "timm")
+PUBLISHED_SOURCES = (IMAGENETV2_RELEASE, TESTBED, TIMM)
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,11 @@ class TestSetInfo:
     family: str = ""  # groups variants (e.g. all ImageNet-C settings) in the landscape overview
     size_note: str = ""
     label_space: str = ""  # a LABEL_SPACES name; "" for a declared test set (its manifest carries its classes)
-    #: (source, the name this test set goes by there), one pair per SOURCES entry that publishes it
+    #: (source, the name this test set goes by there), one pair per PUBLISHED_SOURCES entry that publishes it
     source_names: tuple[tuple[str, str], ...] = ()
 
     def name_in(self, source: str) -> str | None:
-        """The name this test set goes by in a published source (:data:`SOURCES`), None if not there."""
+        """The name this test set goes by in a published source (:data:`PUBLISHED_SOURCES`), None if not there."""
         return dict(self.source_names).get(source)
 
 
@@ -87,14 +89,14 @@ def _t(name, num_images, original, title, kind, *, num_classes=1000, classes=Non
        testbed: str | bool = True, timm: str | None = None):
     """A catalog entry of an ImageNet shift. The shifts are imagenet-testbed's evaluation settings, so
     ``testbed`` is the column name: True = the test set's own name, False = not a testbed column."""
-    names = {"testbed": name if testbed is True else testbed, "timm": timm}
+    names = {TESTBED: name if testbed is True else testbed, TIMM: timm}
     return TestSetInfo(name, num_classes, num_images, original, title, kind, classes, family or name, size_note,
                        "imagenet-1k", tuple((k, v) for k, v in names.items() if v))
 
 
 def _paper_names(release: str | None, testbed: str, timm: str | None = None) -> tuple[tuple[str, str], ...]:
     """The source names of one of the paper's ImageNet test sets."""
-    names = {"imagenetv2-release": release, "testbed": testbed, "timm": timm}
+    names = {IMAGENETV2_RELEASE: release, TESTBED: testbed, TIMM: timm}
     return tuple((k, v) for k, v in names.items() if v)
 
 
@@ -201,7 +203,7 @@ def _check_catalog(catalog: dict[str, TestSetInfo]) -> None:
     seen: dict[tuple[str, str], str] = {}
     for n, t in catalog.items():
         problems = [f"label space {t.label_space!r}"] if t.label_space not in LABEL_SPACES else []
-        problems += [f"source {s!r}" for s, _ in t.source_names if s not in SOURCES]
+        problems += [f"source {s!r}" for s, _ in t.source_names if s not in PUBLISHED_SOURCES]
         problems += [f"original {t.original!r}"] if t.original is not None and t.original not in catalog else []
         problems += [f"kind {t.kind!r}"] if t.kind not in KINDS else []
         for key in t.source_names:
@@ -216,12 +218,12 @@ _check_catalog(CATALOG)
 
 
 def source_map(source: str) -> dict[str, str]:
-    """``{name in a published source: test-set name}`` for one of :data:`SOURCES`, in catalog order.
+    """``{name in a published source: test-set name}`` for one of :data:`PUBLISHED_SOURCES`, in catalog order.
 
     The importers' mappings (the release's dataset files, the testbed's columns, timm's tables) are these.
     """
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; known: {', '.join(SOURCES)}")
+    if source not in PUBLISHED_SOURCES:
+        raise ValueError(f"unknown source {source!r}; known: {', '.join(PUBLISHED_SOURCES)}")
     return {t.name_in(source): n for n, t in CATALOG.items() if t.name_in(source) is not None}
 
 

@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..files import DataError
+from ..sources import IMAGENETV2_RELEASE
 from ..test_sets import CATALOG, TestSetInfo
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -82,7 +83,7 @@ class DatasetSpec:
     @property
     def release_json(self) -> str | None:
         """The ImageNetV2 release's ``data/datasets/<file>`` of this test set, None if it has none."""
-        stem = self.info.name_in("imagenetv2-release")
+        stem = self.info.name_in(IMAGENETV2_RELEASE)
         return f"{stem}.json" if stem else None
 
 
@@ -168,7 +169,7 @@ DATASETS: dict[str, DatasetSpec] = {
             },
             label_rule="release JSON wnid, devkit ground truth (via meta.mat) or wnid folder; class index = "
             "position of the wnid in the sorted 1,000 wnids",
-            order=f"the ImageNetV2 release's {CATALOG['imagenet-val'].name_in('imagenetv2-release')}.json order "
+            order=f"the ImageNetV2 release's {CATALOG['imagenet-val'].name_in(IMAGENETV2_RELEASE)}.json order "
             "when given (grouped by class), else sorted by file name",
             source_urls=(
                 "https://image-net.org/challenges/LSVRC/2012/",

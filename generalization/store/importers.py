@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .. import sources
-from ..files import DataError, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
+from ..files import DataError, check_unique_ids, cifar10_test_batch, load_cifar10_batch, load_json, load_npy
 from ..model_types import read_timm_metadata, testbed_model_type, timm_model_type
 from ..test_sets import CATALOG, TEST_SETS, source_map
 from ..testbed_metadata import TESTBED_TYPE_TO_MODEL_TYPE, parse_model_types
@@ -58,7 +58,7 @@ IMAGENETV2_SOURCE = sources.IMAGENETV2_RELEASE
 CIFAR101_SOURCE = sources.CIFAR101_RELEASE
 
 #: release dataset file -> our test-set name (from the catalog's source names)
-IMAGENETV2_DATASETS = source_map("imagenetv2-release")
+IMAGENETV2_DATASETS = source_map(IMAGENETV2_SOURCE)
 
 
 @dataclass
@@ -168,7 +168,6 @@ def rank_order_defect(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.n
 
 def _check_dataset_json(path: Path, d: object) -> dict:
     """A release dataset JSON: ``image_filenames`` a non-empty list of [image id, wnid] strings, no id twice."""
-    from ..files import check_unique_ids
     entries = d.get("image_filenames") if isinstance(d, dict) else None
     if not isinstance(entries, list) or not entries:
         raise DataError(f"{path}: no 'image_filenames' list")
@@ -396,7 +395,7 @@ def _counts(pct: pd.Series, n: pd.Series | int) -> pd.Series:
 #: timm results file (``results-<kind>.csv``) -> our test-set name (from the catalog's source names). The
 #: ``-clean`` tables are ImageNet validation restricted to ImageNet-A's / -R's 200 classes: the originals those
 #: shifts are compared against.
-TIMM_FILES = source_map("timm")
+TIMM_FILES = source_map(sources.TIMM)
 
 TIMM_METADATA = "model_metadata-in1k.csv"
 
@@ -504,7 +503,7 @@ def import_timm(
 #: every imagenet-testbed column (evaluation setting) -> our test-set name (from the catalog's source names).
 #: The testbed evaluates ImageNetV2 twice: its ``-format-val`` columns (re-encoded like validation, what its
 #: papers report) are our ``imagenetv2-*`` names, the as-released JPEGs our ``imagenetv2-*-as-released``.
-TESTBED_SETTINGS = source_map("testbed")
+TESTBED_SETTINGS = source_map(sources.TESTBED)
 
 #: the columns of the paper's test sets (what ``reproduce`` needed before every column was imported)
 TESTBED_COLUMNS = {c: t for c, t in TESTBED_SETTINGS.items() if t in TEST_SETS}
