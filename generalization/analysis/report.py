@@ -19,7 +19,7 @@ from scipy import stats
 
 from ..files import DataError, atomic_write_text, csv_text
 from ..metrics import ACCURACY_COLUMNS
-from ..sources import IMAGENETV2_RELEASE
+from ..sources import IMAGENETV2_RELEASE, SOURCES
 from ..test_sets import original_of, title_of
 from . import explorer, landscape, plots
 from . import trends as analysis
@@ -445,6 +445,17 @@ def _er_table(per_model: pd.DataFrame) -> str:
     return _md_table(pd.DataFrame(rows)) if rows else ""
 
 
+def _default_standard_models() -> str:
+    """Which models count as standard when a table has no ``model_type``: the fitting-baseline sources' models
+    less their non-standard ones, as :mod:`generalization.sources` registers them."""
+    parts = []
+    for s in sorted(SOURCES.values(), key=lambda s: s.name):
+        if s.fits_baseline:
+            parts.append(f"the {s.label}" + (f" except {', '.join(f'`{m}`' for m in s.non_standard)}"
+                                              if s.non_standard else ""))
+    return "; ".join(parts) if parts else "no models"
+
+
 def _label_free_section(out: Path) -> str:
     """The label-free prediction section from ``out/label-free/validation.csv`` (written by
     ``benchmarks/agreement_validation.py``), or ``""`` when the folder has none."""
@@ -487,6 +498,7 @@ def report_context(acc, fits_df, fits, per_model, ranks, figures, out: Path, mse
         "ranks_table": "" if ranks.empty else _md_table(
             ranks[["original", "new", "source", "n_models", "spearman_rho", "kendall_tau"]], ".3f").rstrip("\n"),
         "er_margin": analysis.ER_MARGIN,
+        "er_default_standard": _default_standard_models(),
         "er_table": _er_table(per_model).rstrip("\n"),
         "coverage_table": "" if cov.empty else _md_table(cov, ".1f").rstrip("\n"),
         "coverage_verdicts": [] if cov.empty else _coverage_verdicts(cov, level),
