@@ -23,7 +23,7 @@ from ..sources import IMAGENETV2_RELEASE
 from ..test_sets import original_of, title_of
 from . import explorer, landscape, plots
 from . import trends as analysis
-from .agreement import agreement_report_section
+from .agreement_validation import agreement_report_section
 
 __all__ = ["write_results", "report_context", "render_report", "FIGURE1_PAIRS", "PAPER", "PAPER_BOOTSTRAP"]
 
