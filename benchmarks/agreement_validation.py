@@ -39,7 +39,7 @@ from scipy import stats
 from generalization.analysis import agreement as ag
 from generalization.analysis import agreement_validation as av
 from generalization.analysis.trends import from_scale, to_scale
-from generalization.files import atomic_write_text
+from generalization.files import atomic_write_text, csv_text
 from generalization.store.importers import import_cifar101, import_imagenetv2
 
 RELEASE_SETS = [
@@ -244,7 +244,7 @@ def _write(summary: pd.DataFrame, robust: pd.DataFrame, out: Path, n_image_resam
               "so they are reported as a sensitivity check, not as a method choice."]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "validation.md", section + "\n".join(lines) + "\n")
-    atomic_write_text(out / "validation.csv", summary.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(out / "validation.csv", csv_text(summary))
 
 
 def main() -> None:

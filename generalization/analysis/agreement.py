@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..files import DataError, atomic_write_json, atomic_write_text, load_npy
+from ..files import DataError, atomic_write_json, atomic_write_text, csv_text, load_npy
 from ..store.records import PredictionStore
 from ..test_sets import get_info
 from .trends import from_scale, to_scale
@@ -523,11 +523,9 @@ def write_predictions(df: pd.DataFrame, out: str | os.PathLike) -> list[Path]:
     result."""
     out = Path(out)
     result: AgreementResult | None = df.attrs.get("result")
-    written = [atomic_write_text(out / "predictions.csv", df[PREDICTION_COLUMNS].to_csv(index=False,
-                                                                                         float_format="%.4f"))]
+    written = [atomic_write_text(out / "predictions.csv", csv_text(df[PREDICTION_COLUMNS]))]
     if result is not None:
-        written.append(atomic_write_text(out / "agreement_pairs.csv", result.pairs.to_csv(index=False,
-                                                                                           float_format="%.4f")))
+        written.append(atomic_write_text(out / "agreement_pairs.csv", csv_text(result.pairs)))
         written.append(atomic_write_json(out / "agreement_fit.json", {
             **{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in result.fit.items()},
             "excluded": result.excluded, "warnings": result.warnings}))

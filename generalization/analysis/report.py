@@ -63,7 +63,7 @@ PAPER = {
 
 
 def _csv(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write_text(path, csv_text(df, float_format="%.10g"))
+    return atomic_write_text(path, csv_text(df))
 
 
 def _md_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:
