@@ -1,7 +1,7 @@
 """Validate label-free prediction (agreement on the line) where the new sets' labels exist.
 
 Imports the ImageNetV2 release (67 models; three new sets) and the CIFAR-10.1 release (30 models; v4, v6) into
-a temporary store, predicts every model's new-set top-1 with :func:`generalization.analysis.agreement.validate`
+a temporary store, predicts every model's new-set top-1 with :func:`generalization.analysis.agreement_validation.validate`
 (which never reads the new set's labels), then compares with the measured top-1 and with the accuracy-line
 prediction (labels, leave-one-out). Optionally also the null and shifted sets of the new-test-set example
 (``--extra-store``; 4 CIFAR ResNets). Writes ``OUT/validation.md`` (the REPORT.md section and the variant tables),
@@ -37,8 +37,9 @@ import pandas as pd
 from scipy import stats
 
 from generalization.analysis import agreement as ag
+from generalization.analysis import agreement_validation as av
 from generalization.analysis.trends import from_scale, to_scale
-from generalization.files import atomic_write_text
+from generalization.files import atomic_write_text, csv_text
 from generalization.store.importers import import_cifar101, import_imagenetv2
 
 RELEASE_SETS = [
@@ -90,11 +91,11 @@ def run(data: Path, out: Path, extra_store: Path | None = None, extra_sets: list
         for method, scale in VARIANTS:
             for st, original, new, group in jobs:
                 t0 = time.perf_counter()
-                df = ag.validate(st, original, new, method=method, scale=scale, offset_sd=0.0)
+                df = av.validate(st, original, new, method=method, scale=scale, offset_sd=0.0)
                 seconds = time.perf_counter() - t0
                 res = df.attrs["result"]
                 no_offset[method, scale, new] = df
-                row = ag.summarize_validation(df, new=new, method=method)
+                row = av.summarize_validation(df, new=new, method=method)
                 row.update(group=group, scale=scale, r2=res.fit["r2"], slope=res.fit["slope"],
                            intercept=res.fit["intercept"], n_pairs=res.fit["n_pairs"], level=res.fit["level"],
                            excluded="; ".join(sorted(res.excluded)), warnings=" | ".join(res.warnings),
@@ -113,8 +114,8 @@ def run(data: Path, out: Path, extra_store: Path | None = None, extra_sets: list
                              & (summary["scale"] == r["scale"]) & (summary["new_test_set"] != r["new_test_set"])]
             off = _rms(others["agreement_mean_error_scale"].tolist())
             st, original = next((s, o) for s, o, n, _ in jobs if n == r["new_test_set"])
-            df = ag.validate(st, original, r["new_test_set"], method=r["method"], scale=r["scale"], offset_sd=off)
-            s2 = ag.summarize_validation(df, new=r["new_test_set"], method=r["method"])
+            df = av.validate(st, original, r["new_test_set"], method=r["method"], scale=r["scale"], offset_sd=off)
+            s2 = av.summarize_validation(df, new=r["new_test_set"], method=r["method"])
             summary.loc[i, "offset_sd"] = off
             summary.loc[i, "agreement_coverage"] = s2["agreement_coverage"]
             summary.loc[i, "agreement_interval_width"] = s2["agreement_interval_width"]
@@ -136,7 +137,7 @@ def run(data: Path, out: Path, extra_store: Path | None = None, extra_sets: list
         if n_image_resamples:
             for i, r in summary[(summary["method"] == DEFAULT[0]) & (summary["scale"] == DEFAULT[1])].iterrows():
                 st, original = next((s, o) for s, o, n, _ in jobs if n == r["new_test_set"])
-                b = ag.bootstrap_validation_error(st, original, r["new_test_set"], n_resamples=n_image_resamples,
+                b = av.bootstrap_validation_error(st, original, r["new_test_set"], n_resamples=n_image_resamples,
                                                   method=DEFAULT[0], scale=DEFAULT[1])
                 lo, hi = np.percentile(b["mae"], [2.5, 97.5])
                 summary.loc[i, ["agreement_mae_ci_low", "agreement_mae_ci_high"]] = [lo, hi]
@@ -196,7 +197,7 @@ def _write(summary: pd.DataFrame, robust: pd.DataFrame, out: Path, n_image_resam
             f"{r.new_test_set}: {r.warnings or 'none'}" for r in ex.itertuples()))
     notes.append("Regenerate: `python benchmarks/agreement_validation.py --out results/label-free "
                  "[--extra-store OUT/store]` (OUT from `examples/new_test_set_cifar10.sh OUT`).")
-    section = ag.agreement_report_section(default, notes=notes)
+    section = av.agreement_report_section(default, notes=notes)
     mf = default[default["new_test_set"] == "imagenetv2-matched-frequency"]
     if len(mf) and "agreement_mae_resample_sd" in mf:
         r = mf.iloc[0]
@@ -243,7 +244,7 @@ def _write(summary: pd.DataFrame, robust: pd.DataFrame, out: Path, n_image_resam
               "so they are reported as a sensitivity check, not as a method choice."]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "validation.md", section + "\n".join(lines) + "\n")
-    atomic_write_text(out / "validation.csv", summary.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(out / "validation.csv", csv_text(summary))
 
 
 def main() -> None:

@@ -1,12 +1,14 @@
 """Ground-floor helpers shared by several subsystems: the figure writer, the CIFAR-10 batch reader, devices, the
-duplicate-id check."""
+duplicate-id check, the one CSV writer."""
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import pickle
 import re
+from pathlib import Path
 
 import matplotlib
 
@@ -133,3 +135,43 @@ def test_every_manifest_reader_gives_the_one_duplicate_id_message(tmp_path):
         load_manifest_dataset(tmp_path / "imgs", man)
     assert str(e.value) == f"{man}: image id 'dog/0' is listed twice (as 'cat/0': both name the file '0'); one " \
                            "image would be scored twice"
+
+
+# ---------------------------------------------------------------------------------------------------- CSV
+
+
+def test_csv_text_is_one_format_for_people():
+    import pandas as pd
+
+    from generalization.files import CSV_FLOAT_FORMAT, csv_text
+
+    df = pd.DataFrame({"model": ["=cmd|' /C calc'!A0", "-1.5", "ok"], "n": [50000, 10000, 2000],
+                       "x": [1 / 3, 3e-5, 1234567.0]})
+    # expected text written out by hand: 10 significant digits, counts exact, "\n" line ends, no index
+    assert CSV_FLOAT_FORMAT == "%.10g"
+    assert csv_text(df) == ("model,n,x\n"
+                            "'=cmd|' /C calc'!A0,50000,0.3333333333\n"
+                            "-1.5,10000,3e-05\n"
+                            "ok,2000,1234567\n")
+
+
+def _to_csv_calls(source: str) -> list[int]:
+    """Line numbers of ``<anything>.to_csv(...)`` calls in ``source``."""
+    return [node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "to_csv"]
+
+
+#: the modules that may call ``to_csv`` themselves: files.py (it is csv_text), and the store's bulk accuracy tables,
+#: a checksummed data file the store reads back (full precision, model names verbatim), not a CSV for people
+_TO_CSV_ALLOWED = {"generalization/files.py", "generalization/store/tables.py"}
+
+
+def test_every_csv_the_package_writes_goes_through_csv_text():
+    root = Path(__file__).resolve().parents[1]
+    assert _to_csv_calls("import pandas as pd\npd.DataFrame().to_csv('x.csv', float_format='%.4f')\n") == [2]
+    offenders = []
+    for path in sorted((root / "generalization").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel not in _TO_CSV_ALLOWED:
+            offenders += [f"{rel}:{line}" for line in _to_csv_calls(path.read_text(encoding="utf-8"))]
+    assert offenders == [], "write CSV with files.csv_text (one format, formulas neutralised): " + ", ".join(offenders)

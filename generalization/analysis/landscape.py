@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..files import atomic_write_text
+from ..files import atomic_write_text, csv_text
 from ..model_types import infer_model_type
 from ..sources import baseline_sources, get_source
 from ..test_sets import CATALOG, TEST_SETS, natural_shifts
@@ -331,16 +331,16 @@ def write_landscape(
     if baselines.empty:
         return [], ""
     d = out / "landscape"
-    written = [atomic_write_text(d / "baselines.csv", baselines.to_csv(index=False, float_format="%.6g", lineterminator="\n"))]
+    written = [atomic_write_text(d / "baselines.csv", csv_text(baselines))]
     keep = ["shift", "original_test_set", "source", "model", "model_type", "orig", "new", "predicted", "predicted_low",
             "predicted_high", "effective_robustness", "n_orig", "correct_orig", "n_new", "correct_new"]  # fmt: skip
     pm = per_model[[c for c in keep if c in per_model]]
-    written.append(atomic_write_text(d / "effective_robustness.csv", pm.to_csv(index=False, float_format="%.6g", lineterminator="\n")))
+    written.append(atomic_write_text(d / "effective_robustness.csv", csv_text(pm)))
     figures = []
     if fits:
         figures.append(save_figure(plot_overview(baselines, fits), d / "overview.png"))
     for shift, g in pm.groupby("shift", sort=False):
-        written.append(atomic_write_text(d / f"{_slug(shift)}.csv", g.to_csv(index=False, float_format="%.6g", lineterminator="\n")))
+        written.append(atomic_write_text(d / f"{_slug(shift)}.csv", csv_text(g)))
         if _duplicate_variant(shift):
             continue  # ImageNetV2 as released / on 1 in 8 classes: in the tables; its figure would repeat ImageNetV2's
         fig, ax = plt.subplots(figsize=(8.8, 5.2))

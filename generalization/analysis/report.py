@@ -23,7 +23,7 @@ from ..sources import IMAGENETV2_RELEASE, SOURCES
 from ..test_sets import original_of, title_of
 from . import explorer, landscape, plots
 from . import trends as analysis
-from .agreement import agreement_report_section
+from .agreement_validation import agreement_report_section
 
 __all__ = ["write_results", "report_context", "render_report", "FIGURE1_PAIRS", "PAPER", "PAPER_BOOTSTRAP"]
 
@@ -63,7 +63,7 @@ PAPER = {
 
 
 def _csv(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write_text(path, csv_text(df, float_format="%.10g"))
+    return atomic_write_text(path, csv_text(df))
 
 
 def _md_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:

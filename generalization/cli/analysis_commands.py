@@ -129,7 +129,7 @@ def _add_gaps(sub: argparse._SubParsersAction) -> None:
 def _run_gaps(args: argparse.Namespace) -> int:
     from ..analysis.gaps import gap_table
     from ..analysis.trends import combine_accuracy_tables
-    from ..files import atomic_write_text
+    from ..files import atomic_write_text, csv_text
     from ..store.records import PredictionStore
 
     variants = None
@@ -143,7 +143,7 @@ def _run_gaps(args: argparse.Namespace) -> int:
     tables = [_declared_table(PredictionStore(s)) for s in args.store]
     table = combine_accuracy_tables(tables, names=[str(s) for s in args.store])
     gaps = gap_table(table, variants=variants, sources=args.source)
-    atomic_write_text(args.out, gaps.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
+    atomic_write_text(args.out, csv_text(gaps))
     print(gaps.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(args.out)
     return 0

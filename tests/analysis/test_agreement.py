@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from generalization.analysis import agreement as ag
+from generalization.analysis import agreement_validation as av
 from generalization.cli import main
 from generalization.files import DataError
 from generalization.store.importers import import_cifar101
@@ -198,8 +199,8 @@ def test_store_counts_equal_numpy_on_the_release_with_labels_hidden(cifar_store,
 
 
 def test_image_resamples_of_the_validation_error_are_seeded(cifar_store):
-    a = ag.bootstrap_validation_error(cifar_store, "cifar10-test", "cifar10.1-v4", n_resamples=3, seed=1)
-    b = ag.bootstrap_validation_error(cifar_store, "cifar10-test", "cifar10.1-v4", n_resamples=3, seed=1)
+    a = av.bootstrap_validation_error(cifar_store, "cifar10-test", "cifar10.1-v4", n_resamples=3, seed=1)
+    b = av.bootstrap_validation_error(cifar_store, "cifar10-test", "cifar10.1-v4", n_resamples=3, seed=1)
     pd.testing.assert_frame_equal(a, b)
     assert list(a.columns) == ["mae", "mean_error"] and len(a) == 3
     assert (a["mae"] >= a["mean_error"].abs()).all() and a["mae"].nunique() == 3
@@ -264,25 +265,6 @@ def test_matched_frequency_from_the_raw_release(imagenetv2_release: Path):
     err = res.table["predicted_new_top1"].to_numpy() - actual
     no_drop = np.abs(res.table["original_top1"].to_numpy() - actual).mean()
     assert no_drop > 10 and np.abs(err).mean() < 2.5  # measured: 2.05 (probit, ALine-D), see docs/label_free.md
-
-
-def test_report_section_keeps_the_default_variant_and_its_numbers():
-    rows = pd.DataFrame([
-        {"new_test_set": "set-a", "method": "aline-d", "scale": "probit", "n_models": 5, "r2": 0.99, "level": 0.9,
-         "agreement_mae": 1.234, "agreement_max_error": 2.5, "agreement_mean_error": -1.0, "agreement_coverage": 80.0,
-         "accuracy_line_mae": 0.5, "accuracy_line_max_error": 1.0, "accuracy_line_coverage": 100.0, "no_drop_mae": 9.0},
-    ])
-    other = rows.assign(scale="logit", agreement_mae=7.0)
-    text = ag.agreement_report_section(pd.concat([rows, other]), notes=["a note"])
-    assert "| set-a | 5 | 0.990 | 1.23 | 2.50 | -1.00 | 80 % | 0.50 | 1.00 | 100 % | 9.00 |" in text
-    assert "7.00" not in text and "90 % interval" in text and "- a note" in text
-    with pytest.raises(DataError):
-        ag.agreement_report_section(rows, method="aline-s")
-    extra = rows.assign(agreement_mae_ci_low=0.9, agreement_mae_ci_high=1.6, agreement_coverage_no_offset=40.0,
-                        offset_sd=0.04)
-    text = ag.agreement_report_section(extra)
-    assert "| set-a | 5 | 0.990 | 1.23 (0.90–1.60) | 2.50 | -1.00 | 80 % (40 %) | 0.50 |" in text
-    assert "systematic offset" in text
 
 
 def test_near_chance_models_are_left_out_and_pairs_can_be_sampled():

@@ -3,6 +3,8 @@ models (checked against numpy), effective robustness, figures, the REPORT.md sec
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -80,3 +82,27 @@ def test_types_inferred_when_the_table_has_none(excerpt_table):
     b2, _, _ = landscape.fit_landscape(excerpt_table.drop(columns=["model_type", "model_type_detail"]), n_bootstrap=0)
     r1, r2 = b1.set_index("shift").loc["objectnet-1.0-beta"], b2.set_index("shift").loc["objectnet-1.0-beta"]
     assert (r1["n_standard"], r1["slope"]) == (r2["n_standard"], r2["slope"])
+
+
+def test_landscape_csvs_neutralise_formulas_and_keep_ten_digits(excerpt_table, tmp_path):
+    """A model named like a spreadsheet formula is written with a leading ' (files.csv_text); the numbers keep
+    10 significant digits (files.CSV_FLOAT_FORMAT), checked against the in-memory fit."""
+    keep = ["imagenet-val", "imagenet-sketch"]
+    table = excerpt_table[excerpt_table["test_set"].isin(keep)].copy()
+    src, model = table[table["test_set"] == "imagenet-sketch"][["source", "model"]].iloc[0]
+    evil = '=HYPERLINK("http://x","y")'
+    table.loc[(table["source"] == src) & (table["model"] == model), "model"] = evil
+    paths, _ = landscape.write_landscape(table, tmp_path, n_bootstrap=0)
+    csvs = [p for p in paths if p.suffix == ".csv"]
+    assert {p.name for p in csvs} == {"baselines.csv", "effective_robustness.csv", "imagenet-sketch.csv"}
+    for p in csvs:
+        cells = [c for row in csv.reader(p.read_text(encoding="utf-8").splitlines()) for c in row]
+        assert not [c for c in cells if c.startswith(("=", "+", "@"))], p.name
+    for name in ("effective_robustness.csv", "imagenet-sketch.csv"):
+        models = pd.read_csv(tmp_path / "landscape" / name)["model"]
+        assert (models == "'" + evil).sum() == 1 and evil not in set(models)
+    base = pd.read_csv(tmp_path / "landscape" / "baselines.csv").set_index("shift")
+    expect, _, _ = landscape.fit_landscape(table, n_bootstrap=0)
+    expect = expect.set_index("shift")
+    for col in ("slope", "intercept", "r2"):
+        np.testing.assert_allclose(base.loc[expect.index, col], expect[col], rtol=1e-9, atol=0)

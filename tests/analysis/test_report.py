@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from generalization.analysis import report
-from generalization.analysis.agreement import agreement_report_section
+from generalization.analysis.agreement_validation import agreement_report_section
 from generalization.files import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
