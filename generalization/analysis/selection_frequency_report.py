@@ -140,7 +140,7 @@ def write_accuracy_by_frequency(
 
 
 def _csv(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write_text(path, csv_text(df, float_format="%.6g"))
+    return atomic_write_text(path, csv_text(df))
 
 
 def _notice(out: Path, note: str) -> Path:
