@@ -409,8 +409,15 @@ def write_report(
     given = {"per_class": per_class, "seeds": tuple(seeds), "n_bootstrap": n_bootstrap}
     command = regenerate_command(votes, cifar101_release, cifar10_labels, given_out, store=given_store, options={
         f"--{k.replace('_', '-')}": v for k, v in given.items() if v != defaults[k]})  # fmt: skip
-    python_only = {"strengths": strengths, "fine_strengths": fine_strengths, "ks": ks, "bias_strengths": bias_strengths}
-    python_only = [f"{k}={tuple(v)!r}" for k, v in python_only.items() if tuple(v) != _PYTHON_ONLY_DEFAULTS[k]]
+    python_only = {
+        "strengths": strengths,
+        "fine_strengths": fine_strengths,
+        "ks": ks,
+        "bias_strengths": bias_strengths,
+    }
+    python_only = [
+        f"{k}={tuple(v)!r}" for k, v in python_only.items() if tuple(v) != _PYTHON_ONLY_DEFAULTS[k]
+    ]
     context = report_context(freq, counts.shape, by_bin, sweeps, reference, ref_fit,
                              {"strength": p_show, "acc": acc, "fits": fits}, bias, matching, n_models=len(preds),
                              per_class=per_class, seeds=seeds, n_bootstrap=n_bootstrap, fine_edges=FINE_EDGES,

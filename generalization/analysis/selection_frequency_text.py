@@ -72,13 +72,15 @@ def regenerate_command(
         lines.append(f"--store {shlex.quote(os.fspath(store))}")
     for name, value in (options or {}).items():
         values = value if isinstance(value, (list, tuple)) else [value]
-        lines.append(" ".join([name, *(shlex.quote(f"{v:g}" if isinstance(v, float) else str(v)) for v in values)]))
+        lines.append(
+            " ".join([name, *(shlex.quote(f"{v:g}" if isinstance(v, float) else str(v)) for v in values)])
+        )
     lines.append(f"--out {shlex.quote(os.fspath(out))}")
     return " \\\n    ".join(lines)
 
 
 def trend_word(strength: Sequence[float], values: Sequence[float]) -> str:
-    """"grows", "falls" or "shows no steady trend": the sign of Spearman's rho of ``values`` against ``strength``
+    """One of "grows", "falls" or "shows no steady trend": the sign of Spearman's rho of ``values`` against ``strength``
     when |rho| reaches :data:`TREND_RHO`."""
     x, y = np.asarray(strength, float), np.asarray(values, float)
     if len(x) < 3 or np.ptp(y) == 0:
@@ -129,7 +131,10 @@ def _shift_findings(sweeps: Mapping[str, pd.DataFrame], reference: Mapping[str, 
     pooled = pd.concat(sweeps.values())
     shifted = pooled[pooled["strength"] > 0]
     shifted_means = pd.concat([m[m.index > 0] for m in means.values()])
-    lin, probit = shifted_means["slope_linear"], pd.Series({n: m["slope_probit"].iloc[-1] for n, m in means.items()})
+    lin, probit = (
+        shifted_means["slope_linear"],
+        pd.Series({n: m["slope_probit"].iloc[-1] for n, m in means.items()}),
+    )
     lin_side = "above" if (lin > 1).all() else "below" if (lin < 1).all() else "mixed"
     probit_rho = {n: stats.spearmanr(m.index, m["slope_probit"]).statistic for n, m in means.items()}
     if (probit < 1).all() and all(r < 0 for r in probit_rho.values()):
@@ -154,10 +159,18 @@ def _shift_findings(sweeps: Mapping[str, pd.DataFrame], reference: Mapping[str, 
     return {
         "gap_trend": words("mean_gap"),
         "met": {n: met(s) for n, s in sweeps.items()},
-        "beyond": {n: {"gap": float(m["mean_gap"].iloc[-1]), "strength": float(m.index[-1]),
-                       "missing": float(m["missing"].iloc[-1])} for n, m in means.items()},  # fmt: skip
+        "beyond": {
+            n: {
+                "gap": float(m["mean_gap"].iloc[-1]),
+                "strength": float(m.index[-1]),
+                "missing": float(m["missing"].iloc[-1]),
+            }
+            for n, m in means.items()
+        },  # fmt: skip
         "slope_side": lin_side,
-        "share_ci_above": float((shifted["slope_linear_ci_low"] > 1).mean()) if len(shifted) else float("nan"),
+        "share_ci_above": float((shifted["slope_linear_ci_low"] > 1).mean())
+        if len(shifted)
+        else float("nan"),
         "slope_trend": words("slope_linear"),
         "max_slope": max_slope,
         "reached": reached,
