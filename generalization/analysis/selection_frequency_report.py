@@ -7,6 +7,7 @@ short.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -405,8 +406,8 @@ def write_report(
     written.append(_csv(matching, out / "matching_bias.csv"))
     written.append(save_figure(_plot_estimation_bias(bias, matching, note), out / "estimation_bias.png"))
 
-    defaults = {"per_class": 200, "seeds": (0, 1, 2, 3, 4), "n_bootstrap": 200}
     given = {"per_class": per_class, "seeds": tuple(seeds), "n_bootstrap": n_bootstrap}
+    defaults = {k: inspect.signature(write_report).parameters[k].default for k in given}
     command = regenerate_command(votes, cifar101_release, cifar10_labels, given_out, store=given_store, options={
         f"--{k.replace('_', '-')}": v for k, v in given.items() if v != defaults[k]})  # fmt: skip
     python_only = {
