@@ -7,6 +7,7 @@ short.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from .selection_frequency import (
     load_votes,
     store_predictions,
 )
+from .selection_frequency_text import regenerate_command, render_report, report_context
 
 __all__ = [
     "plot_accuracy_by_frequency",
@@ -280,33 +282,13 @@ def _plot_estimation_bias(bias: pd.DataFrame, matching: pd.DataFrame, note: str 
     return fig
 
 
-def _md(df: pd.DataFrame, floatfmt: str = ".2f") -> str:
-    def cell(v):
-        if isinstance(v, (float, np.floating)):
-            return "" if np.isnan(v) else format(float(v), floatfmt)
-        return str(v)
-
-    head = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
-    return head + "".join(
-        "| " + " | ".join(cell(v) for v in row) + " |\n" for row in df.itertuples(index=False)
-    )
-
-
-def _sweep_view(s: pd.DataFrame) -> pd.DataFrame:
-    g = s.groupby("strength")
-    return pd.DataFrame({
-        "p": g["strength"].first(),
-        "images (mean)": [f"{v:g}" for v in g["n_images"].mean()],
-        "shortfall (mean)": [f"{v:g}" for v in g["missing"].mean()],
-        "true mean freq.": g["mean_frequency"].mean(),
-        "mean gap": g["mean_gap"].mean(),
-        "gap range over models": [f"{a:.2f} to {b:.2f}" for a, b in zip(g["min_gap"].min(), g["max_gap"].max(),
-                                                                         strict=True)],
-        "linear slope": g["slope_linear"].mean(),
-        "slope 95% CI (seed mean)": [f"{a:.2f}-{b:.2f}" for a, b in zip(g["slope_linear_ci_low"].mean(),
-                                                                         g["slope_linear_ci_high"].mean(), strict=True)],
-        "probit slope": g["slope_probit"].mean(),
-    })  # fmt: skip
+#: write_report's parameters that the command line does not expose, with their defaults
+_PYTHON_ONLY_DEFAULTS = {
+    "strengths": (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3),
+    "fine_strengths": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
+    "ks": (3, 5, 10),
+    "bias_strengths": (0.0, 0.05, 0.1),
+}
 
 
 def write_report(
@@ -317,18 +299,20 @@ def write_report(
     *,
     store: str | os.PathLike | None = None,
     per_class: int = 200,
-    strengths: Sequence[float] = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3),
-    fine_strengths: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
+    strengths: Sequence[float] = _PYTHON_ONLY_DEFAULTS["strengths"],
+    fine_strengths: Sequence[float] = _PYTHON_ONLY_DEFAULTS["fine_strengths"],
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    ks: Sequence[int] = (3, 5, 10),
-    bias_strengths: Sequence[float] = (0.0, 0.05, 0.1),
+    ks: Sequence[int] = _PYTHON_ONLY_DEFAULTS["ks"],
+    bias_strengths: Sequence[float] = _PYTHON_ONLY_DEFAULTS["bias_strengths"],
     n_bootstrap: int = 200,
 ) -> list[Path]:
     """Import the CIFAR-10.1 release into a store, run every analysis on CIFAR-10H, write ``out``.
 
     Writes the accuracy-by-frequency tables and figure, ``shift_sweep.csv`` (+ per model), the resample
     fit figure, ``estimation_bias.csv``, ``matching_bias.csv``, their figures, an example resample
-    (manifest, shortfalls, audit figure from the sampler), ``NOTICE.md`` and ``REPORT.md``. Returns the paths.
+    (manifest, shortfalls, audit figure from the sampler), ``NOTICE.md`` and ``REPORT.md``. REPORT.md is
+    rendered by :mod:`generalization.analysis.selection_frequency_text`; its regenerate command is spelled from
+    the arguments as given (paths unchanged). Returns the paths.
     """
     import tempfile
 
@@ -338,6 +322,7 @@ def write_report(
     from .plots import save_figure
     from .trends import fit_trend
 
+    given_out, given_store = out, store  # as the caller spelled them, for the regenerate command
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = None
@@ -421,162 +406,25 @@ def write_report(
     written.append(_csv(matching, out / "matching_bias.csv"))
     written.append(save_figure(_plot_estimation_bias(bias, matching, note), out / "estimation_bias.png"))
 
-    text = _report_text(freq, by_bin, sweeps, reference, ref_fit, p_show, fits, acc, bias, matching, per_class,
-                        seeds, n_bootstrap)  # fmt: skip
-    written.append(atomic_write_text(out / "REPORT.md", text))
+    given = {"per_class": per_class, "seeds": tuple(seeds), "n_bootstrap": n_bootstrap}
+    defaults = {k: inspect.signature(write_report).parameters[k].default for k in given}
+    command = regenerate_command(votes, cifar101_release, cifar10_labels, given_out, store=given_store, options={
+        f"--{k.replace('_', '-')}": v for k, v in given.items() if v != defaults[k]})  # fmt: skip
+    python_only = {
+        "strengths": strengths,
+        "fine_strengths": fine_strengths,
+        "ks": ks,
+        "bias_strengths": bias_strengths,
+    }
+    python_only = [
+        f"{k}={tuple(v)!r}" for k, v in python_only.items() if tuple(v) != _PYTHON_ONLY_DEFAULTS[k]
+    ]
+    context = report_context(freq, counts.shape, by_bin, sweeps, reference, ref_fit,
+                             {"strength": p_show, "acc": acc, "fits": fits}, bias, matching, n_models=len(preds),
+                             per_class=per_class, seeds=seeds, n_bootstrap=n_bootstrap, fine_edges=FINE_EDGES,
+                             command=command, python_only=python_only)  # fmt: skip
+    written.append(atomic_write_text(out / "REPORT.md", render_report(context)))
     return written
-
-
-def _report_text(
-    freq, by_bin, sweeps, reference, ref_fit, p_show, fits, acc, bias, matching, per_class, seeds, n_bootstrap
-) -> str:
-    f = freq["selection_frequency"]
-    nann = freq["num_annotations"]
-    L = ["# Selection frequency and accuracy on real human annotations (CIFAR-10H)\n"]
-    L.append(f"> **Licence.** {CIFAR10H_LICENCE_NOTE} See `NOTICE.md`.\n")
-    L.append("Regenerate everything in this folder (about a minute on 2 cores) from the repository root:\n")
-    L.append(
-        "```\ngeneralization selection-frequency-report --votes ../shared/data/cifar10h/cifar10h-counts.npy \\\n"
-        "    --cifar101-release ../shared/data/CIFAR-10.1 \\\n"
-        "    --cifar10-labels ../shared/data/cifar10-test-labels/cifar10_test_set_original_labels.npy \\\n"
-        "    --out results/selection-frequency\n```\n"
-    )
-    L.append(
-        "Inputs: CIFAR-10H vote counts (10,000 x 10, official order), the official CIFAR-10 test labels, "
-        "and the top-1 predictions of the 30 CIFAR-10.1 release models on CIFAR-10 and CIFAR-10.1 v6 "
-        "(imported into a prediction store; no model is run). Selection frequency of an image = votes "
-        "for its labelled class / all its votes "
-        f"({int(nann.min())}-{int(nann.max())} votes per image; median frequency {f.median():.3f}; "
-        f"{(f < 0.8).mean() * 100:.1f} % of images below 0.8; {(f == 1).mean() * 100:.1f} % exactly 1).\n"
-    )
-    L.append("\n## 1. Accuracy by selection frequency\n")
-    L.append(
-        "Top-1 accuracy (%) of the 30 models per bin of the sampler (`accuracy_by_frequency.csv`; "
-        "quantile bins in `accuracy_by_frequency_quantile.csv`; figure `accuracy_by_frequency.png`):\n\n"
-    )
-    g = by_bin.groupby(["bin", "bin_label"], sort=True)
-    view = pd.DataFrame({"bin": [lb for _, lb in g.groups.keys()], "images": g["n"].first().to_numpy(),
-                         "min": g["accuracy"].min().to_numpy(), "mean": g["accuracy"].mean().to_numpy(),
-                         "max": g["accuracy"].max().to_numpy()})  # fmt: skip
-    L.append(_md(view, ".1f"))
-    L.append("\n![accuracy by frequency](accuracy_by_frequency.png)\n")
-    L.append("\n## 2. Frequency-shifted resamples\n")
-    L.append(
-        f"MatchedFrequency (the sampler's `matched_frequency`, unchanged, no upward sampling) draws "
-        f"{per_class} images per class from the CIFAR-10 test set itself, toward a target histogram: the "
-        "test set's own per-class histogram with a share p of every bin's mass moved one bin down "
-        "(`shift='down:p'`). Per strength, seeds "
-        f"{', '.join(map(str, seeds))}; values are means over seeds; fits are least squares over the 30 "
-        f"models with a {n_bootstrap}-resample bootstrap. With the sampler's bins (0.2 wide) almost all "
-        "CIFAR-10 images are in the top bin, so the low bins run out of candidates quickly (shortfall = "
-        f"images missing from the target); the finer bins {list(FINE_EDGES)} (exactly 1.0 its own bin) "
-        "allow stronger shifts.\n"
-    )
-    L.append(
-        f"\nReference, the released CIFAR-10.1 v6 with the same 30 models: mean gap "
-        f"**{reference['gap']:.2f} points**, linear slope **{ref_fit.slope:.2f}** "
-        f"(95 % CI {ref_fit.slope_ci_low:.2f}-{ref_fit.slope_ci_high:.2f}).\n"
-    )
-    for name, s in sweeps.items():
-        L.append(f"\n### {name}\n\n")
-        L.append(_md(_sweep_view(s).rename(columns={"p": "p"}), ".3f"))
-    fine = sweeps["fine bins"]
-    samp = sweeps["sampler bins"]
-
-    def met(s: pd.DataFrame) -> float:  # largest mean gap among strengths where every seed met its target
-        ok = s.groupby("strength")["missing"].max() == 0
-        gaps = s.groupby("strength")["mean_gap"].mean()[ok]
-        return float(gaps.max()) if len(gaps) else float("nan")
-
-    def top(s: pd.DataFrame) -> str:
-        g = s.groupby("strength")[["mean_gap", "missing"]].mean().iloc[-1]
-        return f"{g['mean_gap']:.2f} at p = {s['strength'].max():g} with {g['missing']:g} images short"
-
-    slopes = pd.concat([fine, samp])
-    above = (slopes["slope_linear_ci_low"] > 1).groupby(slopes["strength"] > 0).mean()
-    L.append("\n**Findings.** ")
-    L.append(
-        f"The gap grows with the shift: while every target is met, up to {met(fine):.2f} points with the fine "
-        f"bins and {met(samp):.2f} with the sampler's bins (beyond that: {top(fine)} (fine), {top(samp)} "
-        f"(sampler)), against {reference['gap']:.2f} on CIFAR-10.1 v6. "
-        f"The linear slope of resample vs original accuracy is above 1 for the shifted resamples "
-        f"(bootstrap CI above 1 in {above.get(True, 0) * 100:.0f} % of the shifted (p > 0) runs) and grows "
-        f"with the shift, but stays far below the CIFAR-10.1 release models' slope (this project's fit on "
-        f"v6): at most "
-        f"{slopes['slope_linear'].max():.2f} here vs {ref_fit.slope:.2f} on v6. The probit slope falls "
-        "below 1 as the shift grows. A shift in selection frequency of this kind (within the CIFAR-10 "
-        "test set, as CIFAR-10H measures it) therefore reproduces part of the size of the gap and the "
-        "sign of the slope's departure from 1, but not its magnitude.\n"
-    )
-    L.append(
-        f"\nExample (fine bins, p = {p_show:g}, seed {seeds[0]}; files in `example_resample_fine_p{p_show:g}/`"
-        f", written by the sampler): {int(acc['n_new'].iloc[0])} images, mean gap {acc['gap'].mean():.2f} "
-        f"points, linear slope {fits['linear'].slope:.2f} (CI {fits['linear'].slope_ci_low:.2f}-"
-        f"{fits['linear'].slope_ci_high:.2f}), probit slope {fits['probit'].slope:.2f}.\n"
-    )
-    L.append("\n![shift sweep](shift_sweep.png)\n\n![resample fit](resample_fit.png)\n")
-    L.append("\n## 3. Estimation bias of k-vote frequencies\n")
-    L.append(
-        "Each image's votes subsampled to k (without replacement, seeded; `estimation_bias.csv`). Per "
-        "bin of the *estimated* frequency (sampler bins): the mean estimate, the mean full-vote (true) "
-        "frequency of the same images, bias = true - estimated, and the share of images whose full-vote "
-        "bin differs:\n\n"
-    )
-    L.append(_md(bias[["k", "bin_label", "n", "mean_estimated", "mean_true", "bias", "mean_abs_error",
-                       "share_rebinned"]], ".3f"))  # fmt: skip
-    b10 = bias[(bias["k"] == 10) & (bias["bin"] >= 0) & (bias["bin"] < bias["bin"].max()) & (bias["n"] > 0)]
-    top10 = bias[(bias["k"] == 10) & (bias["bin"] == bias["bin"].max())].iloc[0]
-    L.append(
-        f"\n**k = 10** (the paper's minimum number of annotations): images whose 10-vote estimate "
-        f"falls below 0.8 truly have a frequency {b10['bias'].min():.3f} to {b10['bias'].max():.3f} "
-        f"higher than estimated ({int(b10['n'].sum())} images); in the top bin the estimate is "
-        f"{-top10['bias']:.3f} too high; {top10['share_rebinned'] * 100:.1f} % of the top-bin images "
-        "truly belong lower.\n"
-    )
-    L.append(
-        "\nMatching on k-vote estimates (`matching_bias.csv`): the target is the full-vote histogram shifted "
-        "by p (sampler bins); MatchedFrequency draws once on full-vote frequencies (k = 0, reference) and "
-        "once on k-vote estimates. Bias = (k-vote match) - (full-vote match), means over seeds:\n\n"
-    )
-    mb = matching[matching["k"] > 0].groupby(["k", "strength"])
-    L.append(_md(pd.DataFrame({
-        "k": [k for k, _ in mb.groups.keys()], "p": [p for _, p in mb.groups.keys()],
-        "images": [f"{v:g}" for v in mb["n_images"].mean()], "shortfall": [f"{v:g}" for v in mb["missing"].mean()],
-        "true mean freq.": mb["mean_frequency"].mean().to_numpy(),
-        "bias true freq.": mb["bias_frequency"].mean().to_numpy(),
-        "mean gap": mb["mean_gap"].mean().to_numpy(), "bias gap (points)": mb["bias_gap"].mean().to_numpy(),
-        "sd bias gap": mb["bias_gap"].std().to_numpy(),
-    }), ".3f"))  # fmt: skip
-    by_k = matching[matching["k"] > 0].groupby("k")
-    lines = []
-    for k, g in by_k:
-        m = g.groupby("strength")[["bias_frequency", "bias_gap"]].mean()
-        sd = float(g.groupby("strength")["bias_gap"].std().mean())  # seed-to-seed spread at a fixed strength
-        clear = bool((m["bias_gap"].abs() > 2 * sd / np.sqrt(len(seeds))).all())
-        lines.append(
-            f"k = {k}: true mean frequency off by "
-            + ", ".join(f"{v:+.4f}" for v in m["bias_frequency"])
-            + ", gap off by "
-            + ", ".join(f"{v:+.2f}" for v in m["bias_gap"])
-            + f" points (p = {', '.join(f'{p:g}' for p in m.index)}; sd over seeds {sd:.2f}"
-            + ("" if clear else "; within seed noise")
-            + ")"
-        )
-    L.append("\n" + ";\n".join(lines) + ".\n")
-    L.append(
-        "\nHow to read this: here the candidate pool is the original test set itself, so matching on noisy "
-        "estimates only changes *which* images fill each bin. With k = 3 the estimated frequency takes "
-        "only the values 0, 1/3, 2/3, 1 (the 0.4-0.6 bin is empty, hence the shortfall) and the images "
-        "estimated low are truly much easier (regression to the mean, table above), so the matched set is "
-        "easier than its target and the measured gap smaller than the frequency shift implies. With "
-        f"k = 10, although single estimates are off by {b10['bias'].min():.2f}-{b10['bias'].max():.2f} in the low "
-        "bins, the effect on the "
-        "matched set is small against the seed-to-seed spread. Engstrom et al.'s (2020) setting, a "
-        "candidate pool that is truly harder than the original set, is not simulated here.\n"
-    )
-    L.append("\n![estimation bias](estimation_bias.png)\n")
-    L.append(f"\n---\n{CIFAR10H_LICENCE_NOTE}\n")
-    return "".join(L)
 
 
 def write_accuracy_by_frequency_from_store(
