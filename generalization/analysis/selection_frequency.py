@@ -5,42 +5,38 @@ that fewer annotators recognise, and every model does worse on those. With per-i
 test set (CIFAR-10H: about 50 votes for each CIFAR-10 test image) and per-image predictions of many models
 (the 30 CIFAR-10.1 release models, in a :class:`~generalization.store.records.PredictionStore`), this module
 
-1. turns votes into per-image selection frequencies of the labelled class, through the sampler's own
-   :func:`generalization.sampler.frequencies.selection_frequencies_from_counts`;
+1. turns votes into per-image selection frequencies of the labelled class
+   (:func:`generalization.selection_frequency.selection_frequencies_from_counts`, the code the sampler uses);
 2. measures accuracy per frequency bin (the sampler's bins, or quantile bins) with Clopper-Pearson
-   intervals (:func:`accuracy_by_frequency`);
-3. draws *frequency-shifted resamples* of the test set with MatchedFrequency
-   (:func:`generalization.sampler.strategies.matched_frequency`, unchanged) toward a per-class target histogram
-   (from another set, a file, or a named shift, :func:`shifted_targets`), and scores the models on each
-   resample from their stored predictions, no model is run (:func:`resample_accuracies`,
-   :func:`shift_sweep`);
+   intervals (:func:`accuracy_by_frequency`) and draws it (:func:`plot_accuracy_by_frequency`,
+   :func:`write_accuracy_by_frequency`);
+3. scores the models on a subset of the test set from their stored predictions, no model is run
+   (:func:`resample_accuracies`, :func:`fit_resample`);
 4. measures the *estimation bias* of frequencies estimated from k of the votes (:func:`subsample_votes`,
-   :func:`estimation_bias`, :func:`matching_bias`): matching on noisy estimates draws images whose true
-   frequency differs from the one the target asks for (Engstrom et al. 2020).
+   :func:`estimation_bias`).
 
-:func:`write_report` writes the tables, figures and ``REPORT.md`` of ``results/selection-frequency``.
-Everything derived from CIFAR-10H is under CC BY-NC-SA 4.0 (:data:`CIFAR10H_LICENCE_NOTE`).
+Drawing frequency-shifted resamples with the sampler's MatchedFrequency, and the study's report
+(``results/selection-frequency``), cross into the sampler: they are the workflow
+:mod:`generalization.workflows.selection_frequency_study`. Everything derived from CIFAR-10H is under
+CC BY-NC-SA 4.0 (:data:`CIFAR10H_LICENCE_NOTE`).
 
-All randomness is seeded (``random.Random`` inside MatchedFrequency, ``numpy.random.default_rng`` for the
-vote subsampling), and nothing iterates a set, so results do not depend on ``PYTHONHASHSEED``.
+All randomness is seeded (``numpy.random.default_rng`` for the vote subsampling), and nothing iterates a set,
+so results do not depend on ``PYTHONHASHSEED``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, load_npy
+from ..files import DataError, atomic_write_text, csv_text, load_npy
 from ..metrics import clopper_pearson
-from ..sampler.frequencies import selection_frequencies_from_counts
-from ..sampler.strategies import (
-    HISTOGRAM_BINS,
-    histogram_bins,
-)
+from ..selection_frequency import HISTOGRAM_BINS, histogram_bins, selection_frequencies_from_counts
 
 __all__ = [
     "CIFAR10H_LICENCE_NOTE",
@@ -51,6 +47,13 @@ __all__ = [
     "accuracy_by_frequency",
     "store_predictions",
     "accuracy_by_frequency_from_store",
+    "resample_accuracies",
+    "fit_resample",
+    "subsample_votes",
+    "estimation_bias",
+    "plot_accuracy_by_frequency",
+    "write_accuracy_by_frequency",
+    "write_accuracy_by_frequency_from_store",
 ]
 
 CIFAR10H_LICENCE_NOTE = (
@@ -89,7 +92,7 @@ def load_votes(path: str | os.PathLike, *, num_images: int | None = None) -> np.
 
 
 def frequencies_from_votes(counts: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    """Per-image selection frequency of the labelled class from vote counts (the sampler's code).
+    """Per-image selection frequency of the labelled class from vote counts (the code the sampler uses).
 
     Returns ``image_id`` (row index), ``class`` (label), ``num_annotations``, ``num_selected`` and
     ``selection_frequency`` = votes for the label / all votes of the image (NaN without votes).
@@ -115,7 +118,7 @@ def frequency_bins(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bin index of every frequency, and the edges used.
 
-    ``binning="sampler"``: the sampler's edges (:data:`generalization.sampler.strategies.HISTOGRAM_BINS`, or
+    ``binning="sampler"``: the sampler's edges (:data:`generalization.selection_frequency.HISTOGRAM_BINS`, or
     ``edges``); ``"quantile"``: edges at the ``n_quantiles``-quantiles of the frequencies, duplicates
     dropped (CIFAR-10H has many ties at 1.0, so there are fewer, unequal bins; exactly 1.0 is its own bin).
     A value on an edge goes to the upper bin, as in the sampler. NaN is an error.
@@ -245,18 +248,268 @@ def accuracy_by_frequency_from_store(
     return accuracy_by_frequency(preds, labels, frequencies, **kwargs)
 
 
-# --------------------------------------------------------------------------------- shifted targets
+# ------------------------------------------------------------------------------ accuracy on a resample
 
 
-# ---------------------------------------------------------------------------------- resample scores
+def resample_accuracies(
+    predictions: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    image_ids: Sequence[int],
+    *,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Each model's top-1 on the full test set and on the resample (rows ``image_ids``), and the gap.
+
+    Returns, per model (sorted): ``model``, ``n_orig``, ``correct_orig``, ``orig``, ``orig_ci_low``,
+    ``orig_ci_high``, ``n_new``, ``correct_new``, ``new``, ``new_ci_low``, ``new_ci_high``, ``gap``
+    (orig - new, points). Accuracies in percent, Clopper-Pearson intervals.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    idx = np.asarray(image_ids, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= len(labels)):
+        raise DataError("resample image ids must be row indices of the test set")
+    rows = []
+    for model in sorted(predictions):
+        p = np.asarray(predictions[model])
+        p = p[:, 0] if p.ndim == 2 else p
+        ok = p == labels
+        rows.append((model, len(ok), int(ok.sum()), len(idx), int(ok[idx].sum())))
+    df = pd.DataFrame(rows, columns=["model", "n_orig", "correct_orig", "n_new", "correct_new"])
+    for which in ("orig", "new"):
+        k, n = df[f"correct_{which}"].to_numpy(float), df[f"n_{which}"].to_numpy(float)
+        lo, hi = clopper_pearson(k, n, level)
+        df[which] = 100.0 * k / np.maximum(n, 1)
+        df[f"{which}_ci_low"], df[f"{which}_ci_high"] = 100.0 * lo, 100.0 * hi
+    df["gap"] = df["orig"] - df["new"]
+    return df[
+        [
+            "model",
+            "n_orig",
+            "correct_orig",
+            "orig",
+            "orig_ci_low",
+            "orig_ci_high",
+            "n_new",
+            "correct_new",
+            "new",
+            "new_ci_low",
+            "new_ci_high",
+            "gap",
+        ]
+    ]
+
+
+def fit_resample(
+    acc: pd.DataFrame, *, n_bootstrap: int = 1000, seed: int = 0, scales=("linear", "probit")
+) -> dict:
+    """Linear and probit trend fits of resample vs original accuracy (:func:`generalization.analysis.trends.fit_trend`)."""
+    from .trends import fit_trend
+
+    return {s: fit_trend(acc["orig"], acc["new"], s, n_orig=acc["n_orig"], n_new=acc["n_new"],
+                         n_bootstrap=n_bootstrap, seed=seed) for s in scales}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------- estimation bias
 
 
+def subsample_votes(counts: np.ndarray, k: int, *, seed: int) -> np.ndarray:
+    """Keep ``k`` of each image's votes, drawn without replacement (seeded), as an N x C count matrix.
+
+    Each row is one multivariate hypergeometric draw (``numpy.random.default_rng(seed)``, rows in order).
+    An image with fewer than ``k`` votes is an error.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n = counts.sum(axis=1)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if (n < k).any():
+        raise DataError(f"{int((n < k).sum())} images have fewer than k = {k} votes (first: row "
+                        f"{int(np.flatnonzero(n < k)[0])})")  # fmt: skip
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.multivariate_hypergeometric(row, k) for row in counts]).astype(np.int64)
+
+
+def estimation_bias(
+    counts: np.ndarray,
+    labels: np.ndarray,
+    ks: Sequence[int] = (3, 5, 10),
+    *,
+    seed: int = 0,
+    edges: Sequence[float] = HISTOGRAM_BINS,
+) -> pd.DataFrame:
+    """How k-vote frequency estimates relate to the full-vote frequency, per *estimated* bin.
+
+    For each k: subsample k votes per image (:func:`subsample_votes`, seed ``seed + k``), bin the images
+    by their k-vote estimate, and report per bin ``n``, ``mean_estimated``, ``mean_true`` (full-vote
+    frequency) and ``bias`` = mean_true - mean_estimated; the row ``bin = -1`` (label "all") gives the
+    whole set, where the estimate is unbiased, with ``mean_abs_error`` and ``share_rebinned`` (images
+    whose estimated bin differs from their full-vote bin).
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    true = frequencies_from_votes(counts, labels)["selection_frequency"].to_numpy()
+    true_bins = histogram_bins(true, edges)
+    names = _bin_labels(edges)
+    rows = []
+    for k in ks:
+        est = frequencies_from_votes(subsample_votes(counts, int(k), seed=seed + int(k)), labels)
+        e = est["selection_frequency"].to_numpy()
+        b = histogram_bins(e, edges)
+        rows.append((int(k), -1, "all", len(e), float(e.mean()), float(true.mean()), float(true.mean() - e.mean()),
+                     float(np.abs(true - e).mean()), float((b != true_bins).mean())))  # fmt: skip
+        for j in range(len(edges) + 1):
+            m = b == j
+            if not m.any():
+                rows.append((int(k), j, names[j], 0, np.nan, np.nan, np.nan, np.nan, np.nan))
+                continue
+            rows.append((int(k), j, names[j], int(m.sum()), float(e[m].mean()), float(true[m].mean()),
+                         float(true[m].mean() - e[m].mean()), float(np.abs(true[m] - e[m]).mean()),
+                         float((true_bins[m] != j).mean())))  # fmt: skip
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "k",
+            "bin",
+            "bin_label",
+            "n",
+            "mean_estimated",
+            "mean_true",
+            "bias",
+            "mean_abs_error",
+            "share_rebinned",
+        ],
+    )
+
+
 # ------------------------------------------------------------------------------------------- figures
 
 
-# -------------------------------------------------------------------------------------------- report
+def _licence_corner(fig, note: str | None) -> None:
+    if note:
+        fig.text(0.995, 0.005, note, ha="right", va="bottom", fontsize=6, color="0.35")
 
 
+def plot_accuracy_by_frequency(
+    table: pd.DataFrame, ax=None, *, title: str | None = None, colorbar: bool = True
+):
+    """One line per model: top-1 (%) per frequency bin with Clopper-Pearson bars, coloured by the model's
+    overall accuracy (darker = less accurate). Bins are equally spaced and labelled with their range."""
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.5))
+    bins = table.drop_duplicates("bin").sort_values("bin")
+    overall = table.groupby("model").apply(lambda g: 100.0 * g["correct"].sum() / g["n"].sum(),
+                                           include_groups=False)  # fmt: skip
+    norm = colors.Normalize(vmin=float(overall.min()), vmax=float(overall.max()))
+    cmap = plt.get_cmap("viridis")
+    x = bins["bin"].to_numpy()
+    for model, g in table.groupby("model", sort=True):
+        g = g.sort_values("bin")
+        ok = g["n"] > 0
+        g = g[ok]
+        c = cmap(norm(overall[model]))
+        ax.errorbar(g["bin"], g["accuracy"], yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]],
+                    color=c, marker="o", ms=3, lw=1, elinewidth=0.5, capsize=0, alpha=0.85)  # fmt: skip
+    if table["binning"].iloc[0] == "sampler":
+        labels = [f"{lb}\n(n={n})" for lb, n in zip(bins["bin_label"], bins["n"], strict=True)]
+    else:
+        labels = [f"{lo:.3g}–{hi:.3g}\n(n={n})" for lo, hi, n in
+                  zip(bins["freq_low"], bins["freq_high"], bins["n"], strict=True)]  # fmt: skip
+        labels[-1] = labels[-1] if bins["freq_low"].iloc[-1] < 1 else f"=1\n(n={bins['n'].iloc[-1]})"
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_xlabel("selection frequency of the labelled class (bin)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(True, color="0.9", lw=0.6)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if colorbar:
+        sm = cm.ScalarMappable(norm=norm, cmap=cmap)
+        cb = plt.colorbar(sm, ax=ax, pad=0.02)
+        cb.set_label("model's accuracy on the full test set (%)", fontsize=8)
+    return ax
+
+
+def _accuracy_by_frequency_figure(sampler: pd.DataFrame, quantile: pd.DataFrame, note: str | None, what: str):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    m = sampler["model"].nunique()
+    plot_accuracy_by_frequency(
+        sampler, axes[0], title=f"{what}: {m} models, the sampler's bins", colorbar=False
+    )
+    plot_accuracy_by_frequency(quantile, axes[1], title=f"{what}: {m} models, quantile bins (ties merged)")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    _licence_corner(fig, note)
+    return fig
+
+
+def write_accuracy_by_frequency(
+    predictions: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    frequencies,
+    out: str | os.PathLike,
+    *,
+    n_quantiles: int = 10,
+    licence_note: str | None = CIFAR10H_LICENCE_NOTE,
+    what: str = "CIFAR-10 test set",
+) -> list[Path]:
+    """Write ``accuracy_by_frequency.csv`` (sampler bins), ``accuracy_by_frequency_quantile.csv`` and
+    ``accuracy_by_frequency.png`` into ``out`` (plus ``NOTICE.md`` with the licence note). Returns the paths."""
+    from .plots import save_figure
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    s = accuracy_by_frequency(predictions, labels, frequencies, binning="sampler")
+    q = accuracy_by_frequency(predictions, labels, frequencies, binning="quantile", n_quantiles=n_quantiles)
+    written = [
+        _csv(s, out / "accuracy_by_frequency.csv"),
+        _csv(q, out / "accuracy_by_frequency_quantile.csv"),
+    ]
+    written.append(
+        save_figure(
+            _accuracy_by_frequency_figure(s, q, licence_note, what), out / "accuracy_by_frequency.png"
+        )
+    )
+    if licence_note:
+        written.append(_notice(out, licence_note))
+    return written
+
+
+def write_accuracy_by_frequency_from_store(
+    store, test_set: str, votes: str | os.PathLike, out: str | os.PathLike, **kwargs: Any
+) -> list[Path]:
+    """:func:`write_accuracy_by_frequency` for every model in ``store`` with per-image predictions on
+    ``test_set``, frequencies from the vote-count file ``votes`` and the store's labels."""
+    from ..store.records import PredictionStore
+
+    st = store if isinstance(store, PredictionStore) else PredictionStore(store)
+    labels = st.labels(test_set)
+    if labels is None:
+        raise DataError(f"{st.root}: the store has no labels for {test_set!r}")
+    preds = store_predictions(st, test_set)
+    if not preds:
+        raise DataError(f"{st.root}: no per-image predictions on {test_set!r}")
+    counts = load_votes(votes, num_images=len(labels))
+    f = frequencies_from_votes(counts, labels)["selection_frequency"].to_numpy()
+    return write_accuracy_by_frequency(preds, labels, f, out, **kwargs)
+
+
+def _csv(df: pd.DataFrame, path: Path) -> Path:
+    return atomic_write_text(path, csv_text(df))
+
+
+def _notice(out: Path, note: str) -> Path:
+    return atomic_write_text(
+        out / "NOTICE.md",
+        (
+            "# Licence of the files in this folder\n\n"
+            f"{note}\n\n"
+            "CIFAR-10H: Joshua C. Peterson, Ruairidh M. Battleday, Thomas L. Griffiths, Olga Russakovsky, "
+            '"Human uncertainty makes classification more robust", ICCV 2019 '
+            "(https://github.com/jcpeterson/cifar-10h). Licence: Creative Commons Attribution-NonCommercial-"
+            "ShareAlike 4.0 International (https://creativecommons.org/licenses/by-nc-sa/4.0/).\n\n"
+            "Every table and figure here that uses selection frequencies is derived from CIFAR-10H and carries "
+            "that licence. The model predictions come from the CIFAR-10.1 release (MIT).\n"
+        ),
+    )

@@ -69,10 +69,10 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
     written += export.write_exports(table, args.out, stores=args.store, predictions=args.predictions_parquet)
     if getattr(args, "votes", None) is not None:
-        from ..analysis import selection_frequency_report as sfr
+        from ..analysis import selection_frequency as sf
 
-        written += sfr.write_accuracy_by_frequency_from_store(args.store[0], args.votes_test_set, args.votes,
-                                                             args.out / "selection-frequency")
+        written += sf.write_accuracy_by_frequency_from_store(args.store[0], args.votes_test_set, args.votes,
+                                                            args.out / "selection-frequency")
     declared = _write_declared(table, args.out)
     for path in written + declared:
         print(path)
@@ -228,7 +228,7 @@ def _add_selection_frequency(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_selection_frequency_report(args: argparse.Namespace) -> int:
-    from ..analysis.selection_frequency_report import write_report
+    from ..workflows.selection_frequency_study import write_report
 
     written = write_report(args.votes, args.cifar101_release, args.cifar10_labels, args.out, store=args.store,
                            per_class=args.per_class, seeds=args.seeds, n_bootstrap=args.n_bootstrap)

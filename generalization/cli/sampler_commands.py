@@ -303,11 +303,9 @@ def _run_sample(args: argparse.Namespace) -> int:
                 if args.per_class is None:
                     raise DataError("--original needs --per-class")
                 if args.shift is not None:
-                    from ..analysis.frequency_resampling import shifted_targets
-
                     try:
-                        targets = shifted_targets(sm.read_frequency_table(args.original), args.per_class,
-                                                  args.shift)
+                        targets = sm.shifted_targets(sm.read_frequency_table(args.original), args.per_class,
+                                                     args.shift)
                     except ValueError as e:
                         raise DataError(f"--shift: {e}") from None
                 else:

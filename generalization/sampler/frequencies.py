@@ -9,12 +9,12 @@ whose workers :func:`selection_frequencies` can leave out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
-from ..files import DataError
+from ..selection_frequency import selection_frequencies_from_counts  # re-exported
 from .annotations import VALID_STATUSES
 
 __all__ = [
@@ -63,64 +63,6 @@ def selection_frequencies(
         )
     out["enough_annotations"] = out["num_annotations"] >= int(min_annotations)
     return out.sort_values(["class", "image_id"], kind="stable").reset_index(drop=True)
-
-
-def selection_frequencies_from_counts(
-    counts: np.ndarray, labels: Sequence[int] | np.ndarray, *, image_ids: Sequence | None = None
-) -> pd.DataFrame:
-    """Selection frequencies from per-image class vote counts (e.g. CIFAR-10H's N x C count matrix).
-
-    Parameters
-    ----------
-    counts
-        Integer array of shape (N, C): ``counts[i, c]`` annotators chose class ``c`` for image ``i``.
-    labels
-        The N labels whose selection frequency is wanted (e.g. the official test labels).
-    image_ids
-        Optional ids for the rows (default ``0 … N-1``).
-
-    Returns
-    -------
-    DataFrame with ``image_id``, ``class`` (the label), ``num_annotations`` (row sum), ``num_selected``
-    (votes for the label) and ``selection_frequency`` (their ratio; NaN for a row without votes).
-    """
-    counts = np.asarray(counts)
-    labels = np.asarray(labels)
-    if counts.ndim != 2:
-        raise DataError(f"counts must be a 2-D (images x classes) array, got shape {counts.shape}")
-    if not np.issubdtype(counts.dtype, np.integer):
-        if (
-            np.issubdtype(counts.dtype, np.floating)
-            and np.all(np.isfinite(counts))
-            and np.all(counts == np.round(counts))
-        ):
-            counts = counts.astype(np.int64)
-        else:
-            raise DataError(f"counts must hold whole vote counts, got dtype {counts.dtype}")
-    if (counts < 0).any():
-        raise DataError("counts must be non-negative")
-    if labels.shape != (counts.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(
-            f"labels must be {counts.shape[0]} integers, got shape {labels.shape} dtype {labels.dtype}"
-        )
-    if len(labels) and (labels.min() < 0 or labels.max() >= counts.shape[1]):
-        raise DataError(f"labels must lie in 0…{counts.shape[1] - 1}")
-    n = counts.sum(axis=1).astype(np.int64)
-    k = counts[np.arange(len(labels)), labels].astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        freq = np.where(n > 0, k / np.maximum(n, 1), np.nan)
-    ids = np.arange(len(labels)) if image_ids is None else np.asarray(image_ids)
-    if len(ids) != len(labels):
-        raise DataError(f"image_ids has {len(ids)} entries for {len(labels)} rows")
-    return pd.DataFrame(
-        {
-            "image_id": ids,
-            "class": labels.astype(np.int64),
-            "num_annotations": n,
-            "num_selected": k,
-            "selection_frequency": freq,
-        }
-    )
 
 
 # ----------------------------------------------------------------------------------- worker quality

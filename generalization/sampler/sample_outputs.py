@@ -18,9 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import DataError, atomic_write_json, atomic_write_text, csv_text, save_figure
-
-HISTOGRAM_BINS = (0.2, 0.4, 0.6, 0.8)
-
+from ..selection_frequency import HISTOGRAM_BINS, histogram_bins  # re-exported: the sampler's bins
 
 # in the order a reason is attributed when several apply (the original pipeline's order)
 EXCLUSION_REASONS = (
@@ -30,17 +28,6 @@ EXCLUSION_REASONS = (
     "near_duplicate",
     "not_reviewed",
 )
-
-
-def histogram_bins(
-    freqs: Sequence[float] | np.ndarray, edges: Sequence[float] = HISTOGRAM_BINS
-) -> np.ndarray:
-    """Bin index of each selection frequency: bins split at ``edges``; a value on an edge goes to the upper
-    bin (0.2 is in bin 1 of 0…4 with the default edges). NaN is an error."""
-    f = np.asarray(freqs, dtype=np.float64)
-    if np.isnan(f).any():
-        raise DataError("selection frequencies contain NaN (images without annotations)")
-    return np.searchsorted(np.asarray(edges, dtype=np.float64), f, side="right").astype(np.int64)
 
 
 def largest_remainder(counts: Sequence[int] | np.ndarray, size: int) -> np.ndarray:

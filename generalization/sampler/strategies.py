@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,9 @@ __all__ = [
     "histogram_bins",
     "largest_remainder",
     "target_histograms",
+    "shift_histogram",
+    "shifted_targets",
+    "read_targets",
     "screen_candidates",
     "matched_frequency",
     "threshold",
@@ -91,6 +95,76 @@ def target_histograms(
     out = pd.DataFrame.from_dict(rows, orient="index", columns=list(range(nb))).astype(np.int64)
     out.index.name = "class"
     return out
+
+
+def shift_histogram(hist, strength: float) -> np.ndarray:
+    """Move ``strength`` of every bin's mass one bin down (bin 0 keeps its own), exactly.
+
+    Returns integer weights (the histogram times 10**6), to be scaled with
+    :func:`generalization.sampler.strategies.largest_remainder`; ``strength = 0`` gives the histogram times 10**6.
+    """
+    if not 0 <= strength <= 1:
+        raise ValueError(f"shift strength must lie in [0, 1], got {strength}")
+    h = np.asarray(hist, dtype=np.int64)
+    scale = 10**6
+    moved = int(round(strength * scale))
+    out = h * (scale - moved)
+    out[:-1] += h[1:] * moved
+    out[0] += h[0] * moved
+    return out
+
+
+def shifted_targets(
+    frequencies: pd.DataFrame,
+    per_class: int,
+    shift: float | str = 0.0,
+    *,
+    edges: Sequence[float] = HISTOGRAM_BINS,
+) -> pd.DataFrame:
+    """Per-class target histograms: the set's own histogram with a named shift, scaled to ``per_class``.
+
+    ``shift`` is a strength p in [0, 1] or ``"down:p"``: move p of each bin's mass one bin down
+    (:func:`shift_histogram`). ``frequencies`` has ``class`` and ``selection_frequency``. Returns a class
+    x bin DataFrame for :func:`generalization.sampler.strategies.matched_frequency`.
+    """
+    if isinstance(shift, str):
+        kind, _, value = shift.partition(":")
+        if kind != "down" or not value:
+            raise ValueError(f"unknown shift {shift!r} (use 'down:P', e.g. 'down:0.2')")
+        shift = float(value)
+    f = frequencies[frequencies["selection_frequency"].notna()]
+    nb = len(edges) + 1
+    bins = histogram_bins(f["selection_frequency"].to_numpy(), edges)
+    hist = pd.crosstab(f["class"].to_numpy(), bins).reindex(columns=range(nb), fill_value=0).sort_index()
+    rows = {cls: largest_remainder(shift_histogram(h.to_numpy(), float(shift)), per_class)
+            for cls, h in hist.iterrows()}  # fmt: skip
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=list(range(nb))).astype(np.int64)
+    out.index.name = "class"
+    return out
+
+
+def read_targets(path: str | os.PathLike, *, edges: Sequence[float] = HISTOGRAM_BINS) -> pd.DataFrame:
+    """A target file: CSV with ``class`` and one integer column per bin (``0`` … ``len(edges)``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    df = pd.read_csv(path)
+    nb = len(edges) + 1
+    cols = [str(b) for b in range(nb)]
+    missing = [c for c in ["class", *cols] if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: target table lacks column(s) {missing} (needs class, {', '.join(cols)})")
+    vals = df[cols].apply(pd.to_numeric, errors="coerce")
+    if vals.isna().any().any() or (vals < 0).any().any() or (vals != vals.round()).any().any():
+        raise DataError(f"{path}: target counts must be non-negative whole numbers")
+    if df["class"].duplicated().any():
+        raise DataError(
+            f"{path}: duplicate classes {sorted(df.loc[df['class'].duplicated(), 'class'].tolist())}"
+        )
+    out = vals.astype(np.int64)
+    out.columns = list(range(nb))
+    out.index = df["class"]
+    return out.sort_index()
 
 
 def _sorted_ids(ids) -> list:

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from generalization.analysis import frequency_resampling as fr
 from generalization.analysis import selection_frequency as sf
 from generalization.files import DataError
-from generalization.sampler.strategies import HISTOGRAM_BINS
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +26,7 @@ def votes_npy(shared_data: Path) -> Path:
             pytest.fail(f"real data not found: {path}")
         pytest.skip(f"real data not found: {path}")
     return path
+
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +41,7 @@ def raw(votes_npy, cifar10_labels_npy, cifar101_release):
     return counts, labels, preds, freq
 
 
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, cifar101_release, cifar10_labels_npy):
     from generalization.store.importers import import_cifar101
@@ -55,6 +51,7 @@ def store(tmp_path_factory, cifar101_release, cifar10_labels_npy):
     return root
 
 
+
 def test_frequencies_from_votes_match_raw(raw):
     counts, labels, _, freq = raw
     df = sf.frequencies_from_votes(counts, labels)
@@ -62,6 +59,7 @@ def test_frequencies_from_votes_match_raw(raw):
     np.testing.assert_allclose(df["selection_frequency"].to_numpy(), freq, rtol=0, atol=1e-15)
     np.testing.assert_array_equal(df["num_annotations"].to_numpy(), counts.sum(axis=1))
     assert 47 <= df["num_annotations"].min() and df["num_annotations"].max() <= 63
+
 
 
 def test_per_bin_accuracy_equals_numpy_on_raw_files(raw, store):
@@ -84,6 +82,7 @@ def test_per_bin_accuracy_equals_numpy_on_raw_files(raw, store):
     assert mean[0] < mean[-1]
 
 
+
 def test_quantile_bins_partition_the_set(raw):
     _, labels, preds, freq = raw
     some = {m: preds[m] for m in sorted(preds)[:3]}
@@ -97,110 +96,41 @@ def test_quantile_bins_partition_the_set(raw):
     assert g["freq_low"].iloc[-1] == 1.0 and g["n"].iloc[-1] == (freq == 1.0).sum()
 
 
-def test_shift_histogram_is_exact():
-    h = np.array([10, 20, 30, 40, 100])
-    got = fr.shift_histogram(h, 0.25)
-    want = np.array([10 + 5, 15 + 7.5, 22.5 + 10, 30 + 25, 75]) * 10**6
-    np.testing.assert_array_equal(got, want.astype(np.int64))
-    assert got.sum() == h.sum() * 10**6
-    np.testing.assert_array_equal(fr.shift_histogram(h, 0.0), h * 10**6)
-    with pytest.raises(ValueError):
-        fr.shift_histogram(h, 1.5)
-
-
-def test_matched_frequency_on_real_frequencies_hits_targets_and_reports_shortfalls(raw):
-    counts, labels, _, freq = raw
-    df = sf.frequencies_from_votes(counts, labels)
-    targets = fr.shifted_targets(df, 200, "down:0.3", edges=HISTOGRAM_BINS)
-    assert (targets.sum(axis=1) == 200).all()
-    res = fr.frequency_shifted_resample(df, targets, seed=7)
-    ids = np.asarray([im for im, _ in res.manifest["image_filenames"]])
-    cls = np.asarray([c for _, c in res.manifest["image_filenames"]])
-    assert len(set(ids.tolist())) == len(ids)
-    np.testing.assert_array_equal(labels[ids], cls)
-    # independent: per (class, bin) the achieved count is min(target, available)
-    bins = (freq >= 0.2).astype(int) + (freq >= 0.4) + (freq >= 0.6) + (freq >= 0.8)
-    short = {}
-    for c in range(10):
-        for b in range(5):
-            avail = int(((labels == c) & (bins == b)).sum())
-            want = int(targets.loc[c, b])
-            got = int(((labels[ids] == c) & (bins[ids] == b)).sum())
-            assert got == min(want, avail), (c, b)
-            if avail < want:
-                short[(c, b)] = want - avail
-    assert short, "this shift must run out of low-frequency candidates somewhere"
-    reported = {(int(r["class"]), int(r["bin"])): int(r["missing"]) for _, r in res.shortfalls.iterrows()}
-    assert reported == short
-    assert res.manifest["is_valid"] is False
-    assert sum(res.manifest["shortfalls"].values()) == sum(short.values())
-    # with no shift every target is met exactly
-    ok = fr.frequency_shifted_resample(df, fr.shifted_targets(df, 200, 0.0), seed=7)
-    assert ok.manifest["is_valid"] and len(ok.shortfalls) == 0 and len(ok.manifest["image_filenames"]) == 2000
-
-
-_SCRIPT = """
-import sys
-import numpy as np
-from generalization.analysis import frequency_resampling as fr
-from generalization.analysis import selection_frequency as sf
-from generalization.analysis import selection_frequency_report as sfr
-from generalization.sampler.strategies import write_outputs
-counts = sf.load_votes(sys.argv[1])
-labels = np.load(sys.argv[2], allow_pickle=False)
-df = sf.frequencies_from_votes(counts, labels)
-t = fr.shifted_targets(df, 100, 0.4, edges=sf.FINE_EDGES)
-write_outputs(fr.frequency_shifted_resample(df, t, seed=3, edges=sf.FINE_EDGES), sys.argv[3], figure=False)
-"""
-
-
-def test_manifests_identical_across_hash_seeds(votes_npy, cifar10_labels_npy, tmp_path):
-    script = _SCRIPT
-    outs = []
-    for hs in ("1", "12345"):
-        out = tmp_path / f"h{hs}"
-        env = {**os.environ, "PYTHONHASHSEED": hs}
-        subprocess.run([sys.executable, "-c", script, str(votes_npy), str(cifar10_labels_npy), str(out)],
-                       check=True, env=env, cwd=PROJECT_ROOT, timeout=120)  # fmt: skip
-        outs.append(out)
-    a, b = ((o / "manifest.json").read_bytes() for o in outs)
-    assert a == b
-    assert (outs[0] / "shortfalls.csv").read_bytes() == (outs[1] / "shortfalls.csv").read_bytes()
-    assert len(json.loads(a)["image_filenames"]) == 1000
-
 
 def test_resample_accuracies_from_predictions(raw):
     _, labels, preds, _ = raw
     some = {m: preds[m] for m in sorted(preds)[:4]}
     ids = np.arange(0, 10_000, 7)
-    acc = fr.resample_accuracies(some, labels, ids)
+    acc = sf.resample_accuracies(some, labels, ids)
     for _, r in acc.iterrows():
         p = some[r["model"]]
         assert r["correct_new"] == (p[ids] == labels[ids]).sum()
         assert r["gap"] == pytest.approx(100 * (p == labels).mean() - 100 * (p[ids] == labels[ids]).mean())
     with pytest.raises(DataError):
-        fr.resample_accuracies(some, labels, [10_000])
+        sf.resample_accuracies(some, labels, [10_000])
+
 
 
 def test_subsample_votes_is_seeded_and_valid(raw):
     counts = raw[0][:500]
-    a = fr.subsample_votes(counts, 10, seed=1)
-    np.testing.assert_array_equal(a, fr.subsample_votes(counts, 10, seed=1))
-    assert not np.array_equal(a, fr.subsample_votes(counts, 10, seed=2))
+    a = sf.subsample_votes(counts, 10, seed=1)
+    np.testing.assert_array_equal(a, sf.subsample_votes(counts, 10, seed=1))
+    assert not np.array_equal(a, sf.subsample_votes(counts, 10, seed=2))
     assert (a.sum(axis=1) == 10).all() and (a <= counts).all() and (a >= 0).all()
     with pytest.raises(DataError, match="fewer than k"):
-        fr.subsample_votes(counts, 1000, seed=0)
+        sf.subsample_votes(counts, 1000, seed=0)
+
 
 
 def test_estimation_bias_sanity(raw):
     counts, labels, _, freq = raw
     # every vote kept: no bias at all
     c = np.array([[7, 3, 0], [10, 0, 0], [2, 2, 6], [0, 5, 5]])
-    full = fr.estimation_bias(c, np.array([0, 0, 2, 1]), ks=(10,), seed=0)
+    full = sf.estimation_bias(c, np.array([0, 0, 2, 1]), ks=(10,), seed=0)
     assert np.allclose(full["bias"].dropna(), 0) and np.allclose(full["mean_abs_error"].dropna(), 0)
     # on CIFAR-10H: the overall estimate is nearly unbiased, the error shrinks with k, and images estimated
     # in a low bin are truly better recognised (regression to the mean)
-    b = fr.estimation_bias(counts, labels, ks=(3, 10), seed=0)
+    b = sf.estimation_bias(counts, labels, ks=(3, 10), seed=0)
     overall = b[b["bin"] == -1].set_index("k")
     assert abs(overall.loc[10, "bias"]) < 0.01
     assert overall.loc[3, "mean_abs_error"] > overall.loc[10, "mean_abs_error"]
@@ -209,15 +139,6 @@ def test_estimation_bias_sanity(raw):
     assert (low["bias"] > 0).all()
     assert low["n"].sum() + b[(b["k"] == 10) & (b["bin"] == 4)]["n"].sum() == 10_000
 
-
-def test_shift_sweep_gap_grows(raw):
-    counts, labels, preds, _ = raw
-    df = sf.frequencies_from_votes(counts, labels)
-    s, pm = fr.shift_sweep(preds, labels, df, [0.0, 0.6], per_class=100, edges=sf.FINE_EDGES, n_bootstrap=20)
-    assert list(s["n_images"]) == [1000, 1000]
-    assert s["mean_gap"].iloc[1] > s["mean_gap"].iloc[0]
-    assert s["mean_frequency"].iloc[1] < s["mean_frequency"].iloc[0]
-    assert len(pm) == 60
 
 
 def test_load_votes_errors(tmp_path):
@@ -232,17 +153,6 @@ def test_load_votes_errors(tmp_path):
     with pytest.raises(DataError, match="3 rows"):
         sf.load_votes(bad, num_images=4)
 
-
-def test_read_targets(tmp_path):
-    p = tmp_path / "t.csv"
-    pd.DataFrame({"class": [1, 0], "0": [1, 0], "1": [0, 0], "2": [0, 1], "3": [2, 2], "4": [7, 7]}).to_csv(
-        p, index=False
-    )
-    t = fr.read_targets(p)
-    assert list(t.index) == [0, 1] and list(t.columns) == [0, 1, 2, 3, 4] and t.loc[1, 3] == 2
-    p.write_text("class,0,1\n0,1,2\n")
-    with pytest.raises(DataError, match="lacks column"):
-        fr.read_targets(p)
 
 
 def test_cli_analyze_votes(store, votes_npy, tmp_path, raw):

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generalization.analysis import frequency_resampling as fr
 from generalization.analysis import selection_frequency as sf
-from generalization.analysis import selection_frequency_text as sft
 from generalization.analysis.trends import fit_trend
+from generalization.sampler.strategies import shifted_targets
+from generalization.workflows import selection_frequency_study as study
+from generalization.workflows import selection_frequency_text as sft
 
 EDGES = (0.2, 0.4, 0.6, 0.8)  # the sampler's bins
 
@@ -41,17 +42,17 @@ def _study(accuracy_rises: bool) -> dict:
         ("sampler bins", EDGES, (0.0, 0.2, 0.4)),
         ("fine bins", sf.FINE_EDGES, (0.0, 0.4, 0.8)),
     ):
-        s, _ = fr.shift_sweep(preds, labels, freq, ps, per_class=20, edges=edges, seeds=seeds, n_bootstrap=20)
+        s, _ = study.shift_sweep(preds, labels, freq, ps, per_class=20, edges=edges, seeds=seeds, n_bootstrap=20)
         sweeps[name] = s
     orig = np.linspace(80, 95, 6)
     ref_fit = fit_trend(orig, 1.6 * orig - 60 + rng.normal(0, 0.3, 6), "linear", n_bootstrap=50, seed=0)
-    res = fr.frequency_shifted_resample(freq, fr.shifted_targets(freq, 20, 0.4, edges=sf.FINE_EDGES), seed=0,
-                                        edges=sf.FINE_EDGES)  # fmt: skip
-    acc = fr.resample_accuracies(preds, labels, fr._resample_ids(res))
-    example = {"strength": 0.4, "acc": acc, "fits": fr.fit_resample(acc, n_bootstrap=20, seed=0)}
-    bias = fr.estimation_bias(counts, labels, (3, 10), seed=0)
-    matching = fr.matching_bias(preds, labels, counts, ks=(3, 10), strengths=(0.0, 0.1), per_class=20, seeds=seeds,
-                                n_bootstrap=20)  # fmt: skip
+    res = study.frequency_shifted_resample(freq, shifted_targets(freq, 20, 0.4, edges=sf.FINE_EDGES), seed=0,
+                                           edges=sf.FINE_EDGES)  # fmt: skip
+    acc = sf.resample_accuracies(preds, labels, study._resample_ids(res))
+    example = {"strength": 0.4, "acc": acc, "fits": sf.fit_resample(acc, n_bootstrap=20, seed=0)}
+    bias = sf.estimation_bias(counts, labels, (3, 10), seed=0)
+    matching = study.matching_bias(preds, labels, counts, ks=(3, 10), strengths=(0.0, 0.1), per_class=20, seeds=seeds,
+                                   n_bootstrap=20)  # fmt: skip
     return sft.report_context(freq, counts.shape, by_bin, sweeps, {"gap": 7.5}, ref_fit, example, bias, matching,
                               n_models=len(preds), per_class=20, seeds=seeds, n_bootstrap=20,
                               fine_edges=sf.FINE_EDGES, command="generalization selection-frequency-report …",
@@ -147,7 +148,7 @@ def votes_npy(shared_data: Path) -> Path:
 def test_write_report_on_cifar10h(votes_npy, cifar101_release, cifar10_labels_npy, tmp_path):
     """The real study, cut small: the regenerate command repeats the inputs as given, options that differ from the
     defaults included, and the numbers the text states agree with numpy on the raw files."""
-    from generalization.analysis.selection_frequency_report import write_report
+    from generalization.workflows.selection_frequency_study import write_report
 
     out = tmp_path / "sf"
     write_report(votes_npy, cifar101_release, cifar10_labels_npy, out, per_class=20, seeds=(0,), n_bootstrap=10,

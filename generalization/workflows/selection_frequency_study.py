@@ -1,8 +1,16 @@
-"""Figures and the report of the CIFAR-10H selection-frequency study: accuracy-by-frequency plots
-(:func:`plot_accuracy_by_frequency`, :func:`write_accuracy_by_frequency`,
-:func:`write_accuracy_by_frequency_from_store`) and the report writer :func:`write_report` (tables, figures
-and its markdown text). Moved out of :mod:`generalization.analysis.selection_frequency` to keep modules
-short.
+"""The CIFAR-10H selection-frequency study, a workflow across the store, the sampler and the analysis.
+
+Frequency-shifted resamples of a test set drawn with the sampler's MatchedFrequency
+(:func:`generalization.sampler.strategies.matched_frequency`, unchanged) toward per-class target histograms
+(:func:`generalization.sampler.strategies.shifted_targets`), scored with the analysis
+(:func:`frequency_shifted_resample`, :func:`shift_sweep`, :func:`matching_bias`), and the study's report writer
+:func:`write_report`: import the CIFAR-10.1 release into a store, run every analysis on CIFAR-10H, write the
+tables, figures and REPORT.md of ``results/selection-frequency`` (its text:
+:mod:`generalization.workflows.selection_frequency_text`). The per-image analyses it runs (frequencies,
+accuracy by frequency, estimation bias) are :mod:`generalization.analysis.selection_frequency`.
+
+All randomness is seeded (``random.Random`` inside MatchedFrequency, ``numpy.random.default_rng`` for the vote
+subsampling), and nothing iterates a set, so results do not depend on ``PYTHONHASHSEED``.
 """
 
 from __future__ import annotations
@@ -16,149 +24,165 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..files import DataError, atomic_write_text, csv_text
-from ..metrics import clopper_pearson
-from ..sampler.strategies import HISTOGRAM_BINS
-from ..sources import CIFAR101_RELEASE
-from .frequency_resampling import (
-    _resample_ids,
-    estimation_bias,
-    fit_resample,
-    frequency_shifted_resample,
-    matching_bias,
-    resample_accuracies,
-    shift_sweep,
-    shifted_targets,
-)
-from .selection_frequency import (
+from ..analysis.selection_frequency import (
     CIFAR10H_LICENCE_NOTE,
     FINE_EDGES,
-    accuracy_by_frequency,
+    _csv,
+    _licence_corner,
+    _notice,
+    estimation_bias,
+    fit_resample,
     frequencies_from_votes,
     load_votes,
+    resample_accuracies,
     store_predictions,
+    subsample_votes,
+    write_accuracy_by_frequency,
 )
+from ..files import atomic_write_text
+from ..metrics import clopper_pearson
+from ..sampler.strategies import SampleResult, matched_frequency, shifted_targets, write_outputs
+from ..selection_frequency import HISTOGRAM_BINS
+from ..sources import CIFAR101_RELEASE
 from .selection_frequency_text import regenerate_command, render_report, report_context
 
 __all__ = [
-    "plot_accuracy_by_frequency",
-    "write_accuracy_by_frequency",
-    "write_accuracy_by_frequency_from_store",
+    "frequency_shifted_resample",
+    "shift_sweep",
+    "matching_bias",
     "write_report",
 ]
 
 
-def _licence_corner(fig, note: str | None) -> None:
-    if note:
-        fig.text(0.995, 0.005, note, ha="right", va="bottom", fontsize=6, color="0.35")
+# ------------------------------------------------------------------------- frequency-shifted resamples
 
 
-def plot_accuracy_by_frequency(
-    table: pd.DataFrame, ax=None, *, title: str | None = None, colorbar: bool = True
-):
-    """One line per model: top-1 (%) per frequency bin with Clopper-Pearson bars, coloured by the model's
-    overall accuracy (darker = less accurate). Bins are equally spaced and labelled with their range."""
-    import matplotlib.pyplot as plt
-    from matplotlib import cm, colors
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4.5))
-    bins = table.drop_duplicates("bin").sort_values("bin")
-    overall = table.groupby("model").apply(lambda g: 100.0 * g["correct"].sum() / g["n"].sum(),
-                                           include_groups=False)  # fmt: skip
-    norm = colors.Normalize(vmin=float(overall.min()), vmax=float(overall.max()))
-    cmap = plt.get_cmap("viridis")
-    x = bins["bin"].to_numpy()
-    for model, g in table.groupby("model", sort=True):
-        g = g.sort_values("bin")
-        ok = g["n"] > 0
-        g = g[ok]
-        c = cmap(norm(overall[model]))
-        ax.errorbar(g["bin"], g["accuracy"], yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]],
-                    color=c, marker="o", ms=3, lw=1, elinewidth=0.5, capsize=0, alpha=0.85)  # fmt: skip
-    if table["binning"].iloc[0] == "sampler":
-        labels = [f"{lb}\n(n={n})" for lb, n in zip(bins["bin_label"], bins["n"], strict=True)]
-    else:
-        labels = [f"{lo:.3g}–{hi:.3g}\n(n={n})" for lo, hi, n in
-                  zip(bins["freq_low"], bins["freq_high"], bins["n"], strict=True)]  # fmt: skip
-        labels[-1] = labels[-1] if bins["freq_low"].iloc[-1] < 1 else f"=1\n(n={bins['n'].iloc[-1]})"
-    ax.set_xticks(x, labels, fontsize=7)
-    ax.set_xlabel("selection frequency of the labelled class (bin)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.grid(True, color="0.9", lw=0.6)
-    if title:
-        ax.set_title(title, fontsize=10)
-    if colorbar:
-        sm = cm.ScalarMappable(norm=norm, cmap=cmap)
-        cb = plt.colorbar(sm, ax=ax, pad=0.02)
-        cb.set_label("model's accuracy on the full test set (%)", fontsize=8)
-    return ax
+def _candidates(frequencies: pd.DataFrame) -> pd.DataFrame:
+    cols = ["image_id", "class", "selection_frequency"] + (["num_annotations"] if "num_annotations" in frequencies
+                                                            else [])  # fmt: skip
+    return frequencies[cols].reset_index(drop=True)
 
 
-def _accuracy_by_frequency_figure(sampler: pd.DataFrame, quantile: pd.DataFrame, note: str | None, what: str):
-    import matplotlib.pyplot as plt
+def frequency_shifted_resample(
+    frequencies: pd.DataFrame,
+    targets: pd.DataFrame,
+    *,
+    seed: int,
+    edges: Sequence[float] = HISTOGRAM_BINS,
+    parameters: Mapping[str, Any] | None = None,
+) -> SampleResult:
+    """MatchedFrequency (unchanged) with the test set itself as the candidate pool.
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
-    m = sampler["model"].nunique()
-    plot_accuracy_by_frequency(
-        sampler, axes[0], title=f"{what}: {m} models, the sampler's bins", colorbar=False
-    )
-    plot_accuracy_by_frequency(quantile, axes[1], title=f"{what}: {m} models, quantile bins (ties merged)")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _licence_corner(fig, note)
-    return fig
+    ``frequencies`` (from :func:`frequencies_from_votes`) are the candidates; ``targets`` a class x bin
+    table (:func:`shifted_targets`, :func:`generalization.sampler.strategies.target_histograms` of another set, or
+    :func:`read_targets`). No upward sampling: a bin without enough candidates is a shortfall, listed in
+    the result's ``shortfalls`` and the manifest.
+    """
+    return matched_frequency(_candidates(frequencies), targets, seed=seed, edges=edges, parameters=parameters)
 
 
-def write_accuracy_by_frequency(
+def _true_mean(frequencies: pd.DataFrame, ids) -> float:
+    return float(frequencies["selection_frequency"].to_numpy()[np.asarray(ids, dtype=np.int64)].mean())
+
+
+def _resample_ids(result: SampleResult) -> np.ndarray:
+    return np.asarray([int(im) for im, _ in result.manifest["image_filenames"]], dtype=np.int64)
+
+
+def shift_sweep(
     predictions: Mapping[str, np.ndarray],
     labels: np.ndarray,
-    frequencies,
-    out: str | os.PathLike,
+    frequencies: pd.DataFrame,
+    strengths: Sequence[float],
     *,
-    n_quantiles: int = 10,
-    licence_note: str | None = CIFAR10H_LICENCE_NOTE,
-    what: str = "CIFAR-10 test set",
-) -> list[Path]:
-    """Write ``accuracy_by_frequency.csv`` (sampler bins), ``accuracy_by_frequency_quantile.csv`` and
-    ``accuracy_by_frequency.png`` into ``out`` (plus ``NOTICE.md`` with the licence note). Returns the paths."""
-    from .plots import save_figure
+    per_class: int = 200,
+    edges: Sequence[float] = HISTOGRAM_BINS,
+    seeds: Sequence[int] = (0,),
+    n_bootstrap: int = 200,
+    match_on: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Frequency-shifted resamples for every (strength, seed) and the models' accuracy on each.
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    s = accuracy_by_frequency(predictions, labels, frequencies, binning="sampler")
-    q = accuracy_by_frequency(predictions, labels, frequencies, binning="quantile", n_quantiles=n_quantiles)
-    written = [
-        _csv(s, out / "accuracy_by_frequency.csv"),
-        _csv(q, out / "accuracy_by_frequency_quantile.csv"),
-    ]
-    written.append(
-        save_figure(
-            _accuracy_by_frequency_figure(s, q, licence_note, what), out / "accuracy_by_frequency.png"
-        )
-    )
-    if licence_note:
-        written.append(_notice(out, licence_note))
-    return written
+    The target is the test set's own per-class histogram (full-vote ``frequencies``) shifted by each
+    strength (:func:`shifted_targets`). With ``match_on`` (e.g. k-vote estimates), MatchedFrequency draws
+    on those frequencies instead, while the reported true frequency stays the full-vote one.
+
+    Returns ``(summary, per_model)``. ``summary`` has one row per (strength, seed): ``n_images``,
+    ``missing`` (shortfall, images), ``short_bins``, ``mean_frequency`` (true mean frequency of the
+    resample), ``mean_gap``/``median_gap``/``min_gap``/``max_gap`` (points), ``slope_linear`` (with
+    bootstrap ``slope_linear_ci_low/high``), ``intercept_linear``, ``slope_probit`` (+ CI),
+    ``intercept_probit``. ``per_model`` is :func:`resample_accuracies` per (strength, seed).
+    """
+    drawn_on = frequencies if match_on is None else match_on
+    rows, per_model = [], []
+    for p in strengths:
+        targets = shifted_targets(frequencies, per_class, float(p), edges=edges)
+        for seed in seeds:
+            res = frequency_shifted_resample(drawn_on, targets, seed=int(seed), edges=edges,
+                                             parameters={"shift": f"down:{float(p):g}"})  # fmt: skip
+            ids = _resample_ids(res)
+            acc = resample_accuracies(predictions, labels, ids)
+            fits = fit_resample(acc, n_bootstrap=n_bootstrap, seed=int(seed))
+            lin, pro = fits["linear"], fits["probit"]
+            rows.append({
+                "strength": float(p), "seed": int(seed), "per_class": int(per_class), "n_images": len(ids),
+                "missing": int(res.shortfalls["missing"].sum()), "short_bins": len(res.shortfalls),
+                "mean_frequency": _true_mean(frequencies, ids),
+                "mean_gap": float(acc["gap"].mean()), "median_gap": float(acc["gap"].median()),
+                "min_gap": float(acc["gap"].min()), "max_gap": float(acc["gap"].max()),
+                "slope_linear": lin.slope, "slope_linear_ci_low": lin.slope_ci_low,
+                "slope_linear_ci_high": lin.slope_ci_high, "intercept_linear": lin.intercept,
+                "slope_probit": pro.slope, "slope_probit_ci_low": pro.slope_ci_low,
+                "slope_probit_ci_high": pro.slope_ci_high, "intercept_probit": pro.intercept,
+            })  # fmt: skip
+            per_model.append(acc.assign(strength=float(p), seed=int(seed)))
+    cols = ["strength", "seed", "model"]
+    pm = pd.concat(per_model, ignore_index=True)
+    return pd.DataFrame(rows), pm[cols + [c for c in pm.columns if c not in cols]]
 
 
-def _csv(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write_text(path, csv_text(df))
+def matching_bias(
+    predictions: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    counts: np.ndarray,
+    *,
+    ks: Sequence[int] = (3, 5, 10),
+    strengths: Sequence[float] = (0.0, 0.1),
+    per_class: int = 200,
+    edges: Sequence[float] = HISTOGRAM_BINS,
+    seeds: Sequence[int] = (0,),
+    n_bootstrap: int = 200,
+) -> pd.DataFrame:
+    """What matching on k-vote estimates does to the matched set's true frequency and the measured gap.
+
+    For each strength, the target is the full-vote histogram shifted by that strength; MatchedFrequency
+    draws once on the full-vote frequencies (``k = 0`` rows, the reference) and once on k-vote estimates
+    per k (votes subsampled with seed ``seed + k``). Returns the :func:`shift_sweep` summary columns plus
+    ``k``, ``bias_frequency`` (true mean frequency, k-vote match - full-vote match) and ``bias_gap``
+    (mean gap, k-vote match - full-vote match, points).
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    full = frequencies_from_votes(counts, labels)
+    out = []
+    for k in (0, *ks):
+        rows_k = []
+        for seed in seeds:
+            match_on = None if k == 0 else frequencies_from_votes(subsample_votes(counts, int(k), seed=int(seed) + int(k)),
+                                                                 labels)  # fmt: skip
+            s, _ = shift_sweep(predictions, labels, full, strengths, per_class=per_class, edges=edges, seeds=(seed,),
+                               n_bootstrap=n_bootstrap, match_on=match_on)  # fmt: skip
+            rows_k.append(s)
+        out.append(pd.concat(rows_k, ignore_index=True).assign(k=int(k)))
+    df = pd.concat(out, ignore_index=True)
+    ref = df[df["k"] == 0].set_index(["strength", "seed"])
+    key = pd.MultiIndex.from_frame(df[["strength", "seed"]])
+    df["bias_frequency"] = df["mean_frequency"].to_numpy() - ref["mean_frequency"].reindex(key).to_numpy()
+    df["bias_gap"] = df["mean_gap"].to_numpy() - ref["mean_gap"].reindex(key).to_numpy()
+    cols = ["k", "strength", "seed"]
+    return df[cols + [c for c in df.columns if c not in cols]]
 
 
-def _notice(out: Path, note: str) -> Path:
-    return atomic_write_text(
-        out / "NOTICE.md",
-        (
-            "# Licence of the files in this folder\n\n"
-            f"{note}\n\n"
-            "CIFAR-10H: Joshua C. Peterson, Ruairidh M. Battleday, Thomas L. Griffiths, Olga Russakovsky, "
-            '"Human uncertainty makes classification more robust", ICCV 2019 '
-            "(https://github.com/jcpeterson/cifar-10h). Licence: Creative Commons Attribution-NonCommercial-"
-            "ShareAlike 4.0 International (https://creativecommons.org/licenses/by-nc-sa/4.0/).\n\n"
-            "Every table and figure here that uses selection frequencies is derived from CIFAR-10H and carries "
-            "that licence. The model predictions come from the CIFAR-10.1 release (MIT).\n"
-        ),
-    )
+# ------------------------------------------------------------------------------------------- figures
 
 
 def _plot_sweep(sweeps: dict[str, pd.DataFrame], reference: dict | None, note: str | None):
@@ -282,6 +306,9 @@ def _plot_estimation_bias(bias: pd.DataFrame, matching: pd.DataFrame, note: str 
     return fig
 
 
+# -------------------------------------------------------------------------------------------- report
+
+
 #: write_report's parameters that the command line does not expose, with their defaults
 _PYTHON_ONLY_DEFAULTS = {
     "strengths": (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3),
@@ -311,16 +338,15 @@ def write_report(
     Writes the accuracy-by-frequency tables and figure, ``shift_sweep.csv`` (+ per model), the resample
     fit figure, ``estimation_bias.csv``, ``matching_bias.csv``, their figures, an example resample
     (manifest, shortfalls, audit figure from the sampler), ``NOTICE.md`` and ``REPORT.md``. REPORT.md is
-    rendered by :mod:`generalization.analysis.selection_frequency_text`; its regenerate command is spelled from
+    rendered by :mod:`generalization.workflows.selection_frequency_text`; its regenerate command is spelled from
     the arguments as given (paths unchanged). Returns the paths.
     """
     import tempfile
 
-    from ..sampler.strategies import write_outputs
+    from ..analysis.plots import save_figure
+    from ..analysis.trends import fit_trend
     from ..store.importers import import_cifar101
     from ..store.records import PredictionStore
-    from .plots import save_figure
-    from .trends import fit_trend
 
     given_out, given_store = out, store  # as the caller spelled them, for the regenerate command
     out = Path(out)
@@ -425,22 +451,3 @@ def write_report(
                              command=command, python_only=python_only)  # fmt: skip
     written.append(atomic_write_text(out / "REPORT.md", render_report(context)))
     return written
-
-
-def write_accuracy_by_frequency_from_store(
-    store, test_set: str, votes: str | os.PathLike, out: str | os.PathLike, **kwargs: Any
-) -> list[Path]:
-    """:func:`write_accuracy_by_frequency` for every model in ``store`` with per-image predictions on
-    ``test_set``, frequencies from the vote-count file ``votes`` and the store's labels."""
-    from ..store.records import PredictionStore
-
-    st = store if isinstance(store, PredictionStore) else PredictionStore(store)
-    labels = st.labels(test_set)
-    if labels is None:
-        raise DataError(f"{st.root}: the store has no labels for {test_set!r}")
-    preds = store_predictions(st, test_set)
-    if not preds:
-        raise DataError(f"{st.root}: no per-image predictions on {test_set!r}")
-    counts = load_votes(votes, num_images=len(labels))
-    f = frequencies_from_votes(counts, labels)["selection_frequency"].to_numpy()
-    return write_accuracy_by_frequency(preds, labels, f, out, **kwargs)

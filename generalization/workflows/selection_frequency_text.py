@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .selection_frequency import CIFAR10H_LICENCE_NOTE
+from ..analysis.selection_frequency import CIFAR10H_LICENCE_NOTE
 
 __all__ = ["report_context", "render_report", "regenerate_command", "trend_word", "accuracy_direction"]
 
@@ -297,7 +297,7 @@ def render_report(context: Mapping[str, object]) -> str:
     """REPORT.md from :func:`report_context`'s values and ``templates/selection_frequency_report.md.j2``."""
     import jinja2
 
-    text = (resources.files("generalization").joinpath("analysis/templates/selection_frequency_report.md.j2")
+    text = (resources.files("generalization").joinpath("workflows/templates/selection_frequency_report.md.j2")
             .read_text(encoding="utf-8"))  # fmt: skip
     env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)  # fmt: skip

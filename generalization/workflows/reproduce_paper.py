@@ -1,4 +1,4 @@
-"""Workflows that cross subsystems: the store's importers feeding the analysis.
+"""Reproduce the paper: the store's importers feeding the analysis.
 
 :func:`reproduce` is the paper's analysis end to end: import the releases and published tables into a
 store, then write the results folder (tables, figures, landscape, explorer, REPORT.md) with
@@ -11,11 +11,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from .analysis import trends
-from .analysis.report import PAPER_BOOTSTRAP, write_results
-from .files import DataError
-from .store import importers
-from .store.records import PredictionStore
+from ..analysis import trends
+from ..analysis.report import PAPER_BOOTSTRAP, write_results
+from ..files import DataError
+from ..store import importers
+from ..store.records import PredictionStore
 
 __all__ = ["reproduce"]
 
