@@ -167,4 +167,4 @@ def test_write_report_on_cifar10h(votes_npy, cifar101_release, cifar10_labels_np
     )
     n_models = len(list((cifar101_release / "model_predictions" / "original_predictions").glob("*.json")))
     assert f"the {n_models} CIFAR-10.1 release models" in text
-    assert "rises with selection frequency" in text and "**k = 10** (the paper's" in text
+    assert "rises with selection frequency" in text and "**k = 10**: images whose 10-vote estimate" in text
