@@ -54,6 +54,8 @@ __all__ = [
     "plot_accuracy_by_frequency",
     "write_accuracy_by_frequency",
     "write_accuracy_by_frequency_from_store",
+    "licence_corner",
+    "write_licence_notice",
 ]
 
 CIFAR10H_LICENCE_NOTE = (
@@ -383,7 +385,8 @@ def estimation_bias(
 # ------------------------------------------------------------------------------------------- figures
 
 
-def _licence_corner(fig, note: str | None) -> None:
+def licence_corner(fig, note: str | None) -> None:
+    """Print a licence note (e.g. :data:`CIFAR10H_LICENCE_NOTE`) small in the figure's lower right corner."""
     if note:
         fig.text(0.995, 0.005, note, ha="right", va="bottom", fontsize=6, color="0.35")
 
@@ -440,7 +443,7 @@ def _accuracy_by_frequency_figure(sampler: pd.DataFrame, quantile: pd.DataFrame,
     )
     plot_accuracy_by_frequency(quantile, axes[1], title=f"{what}: {m} models, quantile bins (ties merged)")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _licence_corner(fig, note)
+    licence_corner(fig, note)
     return fig
 
 
@@ -472,7 +475,7 @@ def write_accuracy_by_frequency(
         )
     )
     if licence_note:
-        written.append(_notice(out, licence_note))
+        written.append(write_licence_notice(out, licence_note))
     return written
 
 
@@ -499,7 +502,8 @@ def _csv(df: pd.DataFrame, path: Path) -> Path:
     return atomic_write_text(path, csv_text(df))
 
 
-def _notice(out: Path, note: str) -> Path:
+def write_licence_notice(out: Path, note: str) -> Path:
+    """Write ``out/NOTICE.md``: the licence note, CIFAR-10H's citation and licence. Returns its path."""
     return atomic_write_text(
         out / "NOTICE.md",
         (

@@ -4,7 +4,9 @@
 The *selection frequency* of an (image, class) pair is the share of valid (Submitted or Approved)
 assignments that selected the image when asked about that class, pooled over every task that showed it.
 Worker quality is each worker's record on the control images; :func:`workers_below` is the optional cut
-whose workers :func:`selection_frequencies` can leave out.
+whose workers :func:`selection_frequencies` can leave out. :func:`selection_frequencies_from_counts` (from vote
+counts) lives on the ground floor, :mod:`generalization.selection_frequency`, since the analysis uses it too;
+it is re-exported here.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """A sampling strategy's result and its files: :class:`SampleResult` (selected and excluded images, shortfalls,
-manifest), the selection-frequency bins it is audited with (:data:`HISTOGRAM_BINS`, :func:`histogram_bins`),
+manifest), the selection-frequency bins it is audited with (:data:`HISTOGRAM_BINS`, :func:`histogram_bins`, from
+the ground floor's :mod:`generalization.selection_frequency`),
 and :func:`write_outputs` / :func:`plot_audit`, which write the manifest, exclusion and shortfall tables and
 the audit figure. Moved out of :mod:`generalization.sampler.strategies` (which re-exports these names and
 holds the strategies themselves) to keep modules short.

@@ -27,19 +27,18 @@ import pandas as pd
 from ..analysis.selection_frequency import (
     CIFAR10H_LICENCE_NOTE,
     FINE_EDGES,
-    _csv,
-    _licence_corner,
-    _notice,
     estimation_bias,
     fit_resample,
     frequencies_from_votes,
+    licence_corner,
     load_votes,
     resample_accuracies,
     store_predictions,
     subsample_votes,
     write_accuracy_by_frequency,
+    write_licence_notice,
 )
-from ..files import atomic_write_text
+from ..files import atomic_write_text, csv_text
 from ..metrics import clopper_pearson
 from ..sampler.strategies import SampleResult, matched_frequency, shifted_targets, write_outputs
 from ..selection_frequency import HISTOGRAM_BINS
@@ -73,10 +72,12 @@ def frequency_shifted_resample(
 ) -> SampleResult:
     """MatchedFrequency (unchanged) with the test set itself as the candidate pool.
 
-    ``frequencies`` (from :func:`frequencies_from_votes`) are the candidates; ``targets`` a class x bin
-    table (:func:`shifted_targets`, :func:`generalization.sampler.strategies.target_histograms` of another set, or
-    :func:`read_targets`). No upward sampling: a bin without enough candidates is a shortfall, listed in
-    the result's ``shortfalls`` and the manifest.
+    ``frequencies`` (from :func:`generalization.analysis.selection_frequency.frequencies_from_votes`) are the
+    candidates; ``targets`` a class x bin table (the sampler's
+    :func:`~generalization.sampler.strategies.shifted_targets`, its
+    :func:`~generalization.sampler.strategies.target_histograms` of another set, or its
+    :func:`~generalization.sampler.strategies.read_targets`). No upward sampling: a bin without enough
+    candidates is a shortfall, listed in the result's ``shortfalls`` and the manifest.
     """
     return matched_frequency(_candidates(frequencies), targets, seed=seed, edges=edges, parameters=parameters)
 
@@ -104,14 +105,16 @@ def shift_sweep(
     """Frequency-shifted resamples for every (strength, seed) and the models' accuracy on each.
 
     The target is the test set's own per-class histogram (full-vote ``frequencies``) shifted by each
-    strength (:func:`shifted_targets`). With ``match_on`` (e.g. k-vote estimates), MatchedFrequency draws
-    on those frequencies instead, while the reported true frequency stays the full-vote one.
+    strength (:func:`generalization.sampler.strategies.shifted_targets`). With ``match_on`` (e.g. k-vote
+    estimates), MatchedFrequency draws on those frequencies instead, while the reported true frequency stays the
+    full-vote one.
 
     Returns ``(summary, per_model)``. ``summary`` has one row per (strength, seed): ``n_images``,
     ``missing`` (shortfall, images), ``short_bins``, ``mean_frequency`` (true mean frequency of the
     resample), ``mean_gap``/``median_gap``/``min_gap``/``max_gap`` (points), ``slope_linear`` (with
     bootstrap ``slope_linear_ci_low/high``), ``intercept_linear``, ``slope_probit`` (+ CI),
-    ``intercept_probit``. ``per_model`` is :func:`resample_accuracies` per (strength, seed).
+    ``intercept_probit``. ``per_model`` is :func:`generalization.analysis.selection_frequency.resample_accuracies` per
+    (strength, seed).
     """
     drawn_on = frequencies if match_on is None else match_on
     rows, per_model = [], []
@@ -223,7 +226,7 @@ def _plot_sweep(sweeps: dict[str, pd.DataFrame], reference: dict | None, note: s
         ax.grid(True, color="0.9", lw=0.6)
         ax.legend(fontsize=7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _licence_corner(fig, note)
+    licence_corner(fig, note)
     return fig
 
 
@@ -260,7 +263,7 @@ def _plot_resample_fit(acc: pd.DataFrame, fit, reference: pd.DataFrame | None, t
     ax.grid(True, color="0.9", lw=0.6)
     ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _licence_corner(fig, note)
+    licence_corner(fig, note)
     return fig
 
 
@@ -302,11 +305,15 @@ def _plot_estimation_bias(bias: pd.DataFrame, matching: pd.DataFrame, note: str 
         ax.grid(True, color="0.9", lw=0.6)
         ax.legend(fontsize=7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _licence_corner(fig, note)
+    licence_corner(fig, note)
     return fig
 
 
 # -------------------------------------------------------------------------------------------- report
+
+
+def _csv(df: pd.DataFrame, path: Path) -> Path:
+    return atomic_write_text(path, csv_text(df))
 
 
 #: write_report's parameters that the command line does not expose, with their defaults
@@ -413,7 +420,7 @@ def write_report(
                                      parameters={"shift": f"down:{p_show:g}", "licence": note})  # fmt: skip
     example = out / f"example_resample_fine_p{p_show:g}"
     written += write_outputs(res, example)
-    written.append(_notice(example, note))
+    written.append(write_licence_notice(example, note))
     acc = resample_accuracies(preds, labels, _resample_ids(res))
     fits = fit_resample(acc, n_bootstrap=n_bootstrap, seed=0)
     title = (
