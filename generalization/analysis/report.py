@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -112,7 +116,29 @@ def _write_results(table: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: in
         _text_column(acc, col)
     acc_cols = ACCURACY_COLUMNS + ["flag", "repair"] + (["model_type"] if "model_type" in acc else [])
     written.append(_csv(acc[acc_cols], out / "accuracies.csv"))
+    # the landscape's baseline bands are drawn, not reported as the paper's intervals: a few thousand
+    # resamples give the band to well under a line width (100,000 here would triple reproduce's time)
+    draw_landscape = partial(landscape.write_landscape, acc, out, n_bootstrap=min(n_bootstrap, LANDSCAPE_BOOTSTRAP),
+                             seed=seed, level=level)  # fmt: skip
+    # the landscape needs no trend fit: it is drawn in the background (the longest task) while the fits are made
+    with _in_background(draw_landscape) as landscape_result:
+        paths, (fits_df, fits, per_model, ranks, figures) = _write_paper_results(
+            acc, out, n_bootstrap=n_bootstrap, seed=seed, level=level, mset=mset)
+        land_paths, land_md = landscape_result()
+    written += paths + land_paths
+    text = render_report(report_context(acc, fits_df, fits, per_model, ranks, figures, out, mset, n_bootstrap, level,
+                                        landscape_md=land_md))  # fmt: skip
+    written.append(atomic_write_text(out / "REPORT.md", text))
+    if html:
+        written.append(explorer.write_explorer(acc, per_model, fits_df, out / "explorer.html", "REPORT.md", trend_fits=fits))
+    return written
 
+
+def _write_paper_results(acc: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: int, level: float,
+                         mset: analysis.ModelSet) -> tuple[list[Path], tuple]:  # fmt: skip
+    """The paper's analysis: fits, per-model table, rank agreement and figures. Returns the paths written and
+    ``(fits_df, fits, per_model, ranks, figures)``."""
+    written = []
     fits_df, fits = analysis.fit_trends(acc, model_set=mset, n_bootstrap=n_bootstrap, level=level, seed=seed)
     written.append(_csv(fits_df, out / "fits.csv"))
     per_model = analysis.residuals(acc, fits, level=level)
@@ -136,43 +162,68 @@ def _write_results(table: pd.DataFrame, out: Path, *, n_bootstrap: int, seed: in
         # built-in originals keep their short stems; a declared original is named in full (no collision)
         stem = {"imagenet-val": "imagenet", "cifar10-test": "cifar10"}.get(o, o)
         jobs += [(out / f"{stem}_{scale}.png", acc, ps, {"scale": scale}) for scale in analysis.SCALES]
-    figures = _render_figures(jobs, fits)
+    figures = _run_tasks([partial(_render_one, job, fits) for job in jobs])
     written += figures
-
-    # the landscape's baseline bands are drawn, not reported as the paper's intervals: a few thousand
-    # resamples give the band to well under a line width (100,000 here would triple reproduce's time)
-    land_paths, land_md = landscape.write_landscape(acc, out, n_bootstrap=min(n_bootstrap, LANDSCAPE_BOOTSTRAP),
-                                                    seed=seed, level=level)
-    written += land_paths
-    text = render_report(report_context(acc, fits_df, fits, per_model, ranks, figures, out, mset, n_bootstrap, level,
-                                        landscape_md=land_md))  # fmt: skip
-    written.append(atomic_write_text(out / "REPORT.md", text))
-    if html:
-        written.append(explorer.write_explorer(acc, per_model, fits_df, out / "explorer.html", "REPORT.md", trend_fits=fits))
-    return written
+    return written, (fits_df, fits, per_model, ranks, figures)
 
 
-_FIGURE_JOBS: tuple = ()
+_TASKS: list = []
+#: processes that draw the paper's figures when the machine has more than one core (the landscape is drawn in one
+#: more, started before the trend fits)
+DRAWING_PROCESSES = 2
 
 
-def _render_one(k: int) -> Path:
-    path, table, pairs, kw = _FIGURE_JOBS[0][k]
-    return plots.save_figure(plots.plot_pairs(table, pairs, _FIGURE_JOBS[1], **kw), path)
+def _render_one(job: tuple, fits) -> Path:
+    path, table, pairs, kw = job
+    return plots.save_figure(plots.plot_pairs(table, pairs, fits, **kw), path)
 
 
-def _render_figures(jobs: list, fits) -> list[Path]:
-    """Draw and save the figures; on a machine with more than one core, in two forked processes (drawing is
-    most of reproduce's time). The children read the jobs from a module global, so nothing is pickled but
-    the paths coming back; the files are the same either way."""
-    global _FIGURE_JOBS
-    _FIGURE_JOBS = (jobs, fits)
+def _run_task(k: int):
+    return _TASKS[k]()
+
+
+def _can_fork(processes: int) -> bool:
+    return processes > 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
+@contextmanager
+def _in_background(task: Callable[[], Any]) -> Iterator[Callable[[], Any]]:
+    """Start ``task`` in a forked process now and yield a function that waits for its result; where
+    :func:`_run_tasks` would not fork, the function runs the task itself. The child is stopped on the way out if
+    its result was never asked for (an error in the caller)."""
+    global _TASKS
+    if not _can_fork(min(DRAWING_PROCESSES, os.cpu_count() or 1)):
+        yield task
+        return
+    _TASKS = [task]
     try:
-        if len(jobs) > 1 and (os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(2) as pool:
-                return pool.map(_render_one, range(len(jobs)))
-        return [_render_one(k) for k in range(len(jobs))]
+        pool = multiprocessing.get_context("fork").Pool(1)  # the child reads the task from _TASKS as forked
     finally:
-        _FIGURE_JOBS = ()
+        _TASKS = []
+    pending = pool.apply_async(_run_task, (0,))
+    try:
+        yield pending.get
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _run_tasks(tasks: list[Callable[[], Any]]) -> list:
+    """Run zero-argument tasks and return their results in order; on a machine with more than one core, in
+    :data:`DRAWING_PROCESSES` forked processes, one task at a time each (drawing is most of reproduce's time).
+    The children read the tasks from a module global, so nothing is pickled but the results coming back; the
+    files are the same either way."""
+    global _TASKS
+    _TASKS = tasks
+    try:
+        processes = min(DRAWING_PROCESSES, os.cpu_count() or 1, len(tasks))
+        if _can_fork(processes):
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                return pool.map(_run_task, range(len(tasks)), chunksize=1)
+        return [task() for task in tasks]
+    finally:
+        _TASKS = []
 
 
 def _per_model_md(per_model: pd.DataFrame) -> str:

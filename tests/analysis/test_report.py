@@ -112,3 +112,35 @@ def test_write_results_renders_the_computed_report(tmp_path):
     assert "**CIFAR-10.** " in text and "Figure 1 uses v4" in text
     assert "## Label-free prediction" in text and "| cifar10.1-v4 | 30 |" in text
     assert "\n\n\n" not in text and text.endswith("|\n")
+
+
+def _pid_and(value):
+    import os
+
+    return os.getpid(), value
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_drawing_tasks_run_in_order_in_forked_processes_or_inline(monkeypatch, processes):
+    import os
+    from functools import partial
+
+    monkeypatch.setattr(report, "DRAWING_PROCESSES", processes)
+    monkeypatch.setattr(report.os, "cpu_count", lambda: 2)
+    forks = processes > 1 and "fork" in report.multiprocessing.get_all_start_methods()
+    results = report._run_tasks([partial(_pid_and, k) for k in range(5)])
+    assert [v for _, v in results] == list(range(5))  # results come back in task order
+    assert all((pid != os.getpid()) == forks for pid, _ in results)
+    with report._in_background(partial(_pid_and, "landscape")) as result:
+        pid, value = result()
+    assert value == "landscape" and (pid != os.getpid()) == forks
+
+
+def test_a_background_failure_reaches_the_caller(monkeypatch):
+    monkeypatch.setattr(report, "DRAWING_PROCESSES", 2)
+
+    def fails():
+        raise DataError("bad table")
+
+    with pytest.raises(DataError, match="bad table"), report._in_background(fails) as result:
+        result()
