@@ -241,28 +241,6 @@ def _json_map(path: Path, kind: str) -> dict:
     return d
 
 
-def _read_targets(path: Path):
-    """The target table of matched-frequency: class, then one column per bin 0..4 of whole counts >= 0."""
-    import pandas as pd
-
-    from ..sampler import annotations as an
-
-    t = an.read_table(path)
-    bins = [c for c in t.columns if c not in ("class", "line")]
-    if "class" not in t.columns or not bins or not all(c.strip().isdigit() for c in bins):
-        raise DataError(f"{path}: expected columns class, 0, 1, 2, 3, 4 (target counts per bin)")
-    if t["class"].duplicated().any():
-        raise DataError(f"{path}: class {t['class'][t['class'].duplicated()].iloc[0]!r} is listed twice")
-    counts = t[bins].apply(pd.to_numeric, errors="coerce")
-    bad = counts.isna() | (counts < 0) | (counts != counts.round())
-    if bad.any().any():
-        line = int(t["line"][bad.any(axis=1)].iloc[0])
-        raise DataError(f"{path}: line {line}: target counts must be whole numbers >= 0")
-    counts.index = t["class"]
-    counts.columns = [int(c) for c in bins]
-    return counts.astype("int64")
-
-
 def _run_sample(args: argparse.Namespace) -> int:
     from ..sampler import annotations as an
     from ..sampler import strategies as sm
@@ -298,7 +276,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         }
         if args.strategy == "matched-frequency":
             if args.targets is not None:
-                targets = _read_targets(args.targets)
+                targets = sm.read_targets(args.targets)
             else:
                 if args.per_class is None:
                     raise DataError("--original needs --per-class")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from ..files import (
     check_unique_ids,
     load_json,
 )
+from .annotations import read_table  # the sampler's one table reader (file formats, line numbers)
 from .keyword_counts import cifar101_keyword_inputs, count_matches, keyword_counts, load_pairs_json
 from .sample_outputs import (
     EXCLUSION_REASONS,
@@ -144,27 +144,23 @@ def shifted_targets(
 
 
 def read_targets(path: str | os.PathLike, *, edges: Sequence[float] = HISTOGRAM_BINS) -> pd.DataFrame:
-    """A target file: CSV with ``class`` and one integer column per bin (``0`` … ``len(edges)``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    df = pd.read_csv(path)
-    nb = len(edges) + 1
-    cols = [str(b) for b in range(nb)]
-    missing = [c for c in ["class", *cols] if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: target table lacks column(s) {missing} (needs class, {', '.join(cols)})")
-    vals = df[cols].apply(pd.to_numeric, errors="coerce")
-    if vals.isna().any().any() or (vals < 0).any().any() or (vals != vals.round()).any().any():
-        raise DataError(f"{path}: target counts must be non-negative whole numbers")
-    if df["class"].duplicated().any():
-        raise DataError(
-            f"{path}: duplicate classes {sorted(df.loc[df['class'].duplicated(), 'class'].tolist())}"
-        )
-    out = vals.astype(np.int64)
-    out.columns = list(range(nb))
-    out.index = df["class"]
-    return out.sort_index()
+    """A MatchedFrequency target table: a ``class`` column, then one column per bin ``0`` … ``len(edges)`` of
+    whole counts >= 0 (CSV, JSONL or Parquet, read like every sampler table: classes as text, so they match the
+    candidates' classes). Returns counts indexed by class, one integer column per bin, in the file's order."""
+    t = read_table(path)
+    cols = [str(b) for b in range(len(edges) + 1)]
+    if [c for c in t.columns if c != "line"] != ["class", *cols]:
+        raise DataError(f"{path}: expected columns class, {', '.join(cols)} (target counts per bin)")
+    if t["class"].duplicated().any():
+        raise DataError(f"{path}: class {t['class'][t['class'].duplicated()].iloc[0]!r} is listed twice")
+    counts = t[cols].apply(pd.to_numeric, errors="coerce")
+    bad = counts.isna() | (counts < 0) | (counts != counts.round())
+    if bad.any().any():
+        line = int(t["line"][bad.any(axis=1)].iloc[0])
+        raise DataError(f"{path}: line {line}: target counts must be whole numbers >= 0")
+    counts.index = t["class"]
+    counts.columns = list(range(len(cols)))
+    return counts.astype(np.int64)
 
 
 def _sorted_ids(ids) -> list:

@@ -28,7 +28,12 @@ def test_read_targets(tmp_path):
         p, index=False
     )
     t = read_targets(p)
-    assert list(t.index) == [0, 1] and list(t.columns) == [0, 1, 2, 3, 4] and t.loc[1, 3] == 2
+    # classes as text, like the candidates' classes (the sampler reads every table as text), in the file's order
+    assert list(t.index) == ["1", "0"] and list(t.columns) == [0, 1, 2, 3, 4] and t.loc["1", 3] == 2
+    assert t.to_numpy().dtype == np.int64
     p.write_text("class,0,1\n0,1,2\n")
-    with pytest.raises(DataError, match="lacks column"):
+    with pytest.raises(DataError, match="expected columns class, 0, 1, 2, 3, 4"):
+        read_targets(p)
+    p.write_text("class,0,1,2,3,4\n0,1,2,3,4,5\n1,1,2,-3,4,5\n")
+    with pytest.raises(DataError, match="line 3: target counts must be whole numbers >= 0"):
         read_targets(p)
