@@ -93,3 +93,16 @@ def tree_hashes(root: Path, skip: Path | None = None) -> dict[str, str]:
         elif p.is_file():
             out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run the CLI in-process: ``(exit code, stdout, stderr)``; a traceback on stderr fails the test."""
+    from generalization.cli import main
+
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as e:  # argparse
+        rc = e.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err

@@ -3,10 +3,12 @@ without it when the CI environment variable is set."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +54,25 @@ def cifar101_release(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def cifar10_labels_npy(shared_data: Path) -> Path:
     return _require(shared_data / "cifar10-test-labels" / "cifar10_test_set_original_labels.npy")
+
+
+@pytest.fixture(scope="session")
+def votes_npy(shared_data: Path) -> Path:
+    """CIFAR-10H's vote counts (10,000 x 10, official order)."""
+    return _require(shared_data / "cifar10h" / "cifar10h-counts.npy")
+
+
+@pytest.fixture(scope="session")
+def cifar10h_raw(votes_npy, cifar10_labels_npy, cifar101_release):
+    """CIFAR-10H votes, CIFAR-10 test labels, the CIFAR-10.1 release models' CIFAR-10 predictions and each image's
+    selection frequency, read straight from the raw files with numpy (the expected values of the study's tests)."""
+    counts = np.load(votes_npy, allow_pickle=False)
+    labels = np.load(cifar10_labels_npy, allow_pickle=False).astype(np.int64)
+    folder = cifar101_release / "model_predictions" / "original_predictions"
+    preds = {f.name.removesuffix("_predictions.json"): np.asarray(json.loads(f.read_text()), dtype=np.int64)
+             for f in sorted(folder.glob("*_predictions.json"))}  # fmt: skip
+    freq = counts[np.arange(len(labels)), labels] / counts.sum(axis=1)
+    return counts, labels, preds, freq
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from builders import tree_hashes
+from builders import run_cli, tree_hashes
 
 from generalization import cli
 from generalization.cli import evaluator_commands, main
@@ -26,20 +26,10 @@ def _weights_at_hand(torch_home, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
 
 
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as e:  # argparse
-        rc = e.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return rc, out, err
-
-
 def _fails(capsys, tmp_path, pattern, *args, out: Path | None = None):
     """Exit 2, the pattern in the last stderr line, nothing outside ``out`` changed."""
     before = tree_hashes(tmp_path, skip=out)
-    rc, _, err = _cli(capsys, *args)
+    rc, _, err = run_cli(capsys, *args)
     assert rc == 2, err
     last = err.strip().splitlines()[-1]
     assert re.search(pattern, last), err
@@ -139,7 +129,7 @@ def test_unexpected_error_is_one_line_with_a_hint_and_debug_shows_it(capsys, mon
         raise RuntimeError("something broke\nacross lines")
 
     monkeypatch.setattr(evaluator_commands, "_run_list_datasets", boom)
-    rc, out, err = _cli(capsys, "list-datasets")
+    rc, out, err = run_cli(capsys, "list-datasets")
     assert rc == 1
     assert err == ("generalization: internal error: RuntimeError: something broke across lines "
                    "(rerun with --debug for the traceback)\n")
@@ -191,23 +181,23 @@ def test_disk_full_is_one_line_saying_what_was_written(capsys, tmp_path, monkeyp
     assert not list((tmp_path / "store").rglob("*.tmp"))
     # what was written is complete and valid: the rerun (with space) finishes the job
     monkeypatch.setattr(files.os, "fsync", real)
-    assert _cli(capsys, "import", "imagenetv2", rel, "--store", tmp_path / "store")[0] == 0
-    assert _cli(capsys, "verify-store", tmp_path / "store")[0] == 0
+    assert run_cli(capsys, "import", "imagenetv2", rel, "--store", tmp_path / "store")[0] == 0
+    assert run_cli(capsys, "verify-store", tmp_path / "store")[0] == 0
 
 
 def test_read_only_finished_store_can_be_rechecked(capsys, tmp_path, monkeypatch):
     rel = _mini_imagenetv2(tmp_path / "rel")
     store = tmp_path / "store"
-    assert _cli(capsys, "import", "imagenetv2", rel, "--store", store)[0] == 0
+    assert run_cli(capsys, "import", "imagenetv2", rel, "--store", store)[0] == 0
 
     def refuse(*a, **k):
         raise OSError(errno.EROFS, "Read-only file system", str(store))
 
     monkeypatch.setattr("generalization.files.tempfile.mkstemp", refuse)
     monkeypatch.setattr("generalization.store.records.FileLock", refuse)
-    rc, out, err = _cli(capsys, "import", "imagenetv2", rel, "--store", store)
+    rc, out, err = run_cli(capsys, "import", "imagenetv2", rel, "--store", store)
     assert rc == 0 and "0 records written, 4 already present" in out, err
-    assert _cli(capsys, "verify-store", store)[0] == 0
+    assert run_cli(capsys, "verify-store", store)[0] == 0
     # a write that is needed fails in one line that says nothing was written
     rel2 = _mini_imagenetv2(tmp_path / "rel2")
     np.save(rel2 / "data" / "predictions" / "imagenetv2-b-33" / "other.npy", np.zeros((3, 5), np.int64))
@@ -270,19 +260,19 @@ def _tables(tmp_path: Path):
 def test_tasks_reused_out_folder_keeps_no_old_pages(capsys, tmp_path):
     cand, pos = _tables(tmp_path)
     out = tmp_path / "out"
-    assert _cli(capsys, "tasks", "--candidates", cand, "--positives", pos, "--seed", 0, "--out", out)[0] == 0
+    assert run_cli(capsys, "tasks", "--candidates", cand, "--positives", pos, "--seed", 0, "--out", out)[0] == 0
     assert len(list((out / "pages").glob("*.html"))) == 4  # 50 per class: 2 tasks each
     (out / "pages" / "notes.html").write_text("mine")  # not a page the command makes: kept
     small = pd.read_csv(cand).head(10)
     small.to_csv(tmp_path / "small.csv", index=False)
     before = tree_hashes(tmp_path, skip=out)
-    assert _cli(capsys, "tasks", "--candidates", tmp_path / "small.csv", "--positives", pos, "--seed", 0,
+    assert run_cli(capsys, "tasks", "--candidates", tmp_path / "small.csv", "--positives", pos, "--seed", 0,
                 "--out", out)[0] == 0
     assert sorted(p.name for p in (out / "pages").iterdir()) == ["notes.html", "task-000000.html"]
     tasks = pd.read_csv(out / "tasks.csv")
     assert tasks["task_id"].unique().tolist() == ["task-000000"]
     assert tree_hashes(tmp_path, skip=out) == before
-    assert _cli(capsys, "tasks", "--candidates", tmp_path / "small.csv", "--positives", pos, "--seed", 0,
+    assert run_cli(capsys, "tasks", "--candidates", tmp_path / "small.csv", "--positives", pos, "--seed", 0,
                 "--out", out, "--no-pages")[0] == 0
     assert sorted(p.name for p in (out / "pages").iterdir()) == ["notes.html"]
 
@@ -306,7 +296,7 @@ def test_task_record_with_shown_a_string_is_a_problem_row(capsys, tmp_path):
     ]
     (tmp_path / "r.json").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     out = tmp_path / "out" / "sf.csv"
-    rc, stdout, err = _cli(capsys, "selection-frequency", tmp_path / "r.json", "--out", out)
+    rc, stdout, err = run_cli(capsys, "selection-frequency", tmp_path / "r.json", "--out", out)
     assert rc == 0, err
     sf = pd.read_csv(out, dtype={"image_id": str})
     assert sf[["image_id", "num_annotations", "num_selected"]].values.tolist() == [["cat_001", 1, 1], ["cat_002", 1, 0]]
@@ -326,7 +316,7 @@ def test_csv_outputs_neutralise_formulas(capsys, tmp_path):
     pd.DataFrame(rows, columns=["image_id", "class", "worker_id", "task_id", "selected"]).to_csv(
         tmp_path / "a.csv", index=False)
     out = tmp_path / "out" / "sf.csv"
-    assert _cli(capsys, "selection-frequency", tmp_path / "a.csv", "--out", out)[0] == 0
+    assert run_cli(capsys, "selection-frequency", tmp_path / "a.csv", "--out", out)[0] == 0
     cells = pd.read_csv(out, dtype=str, keep_default_na=False)
     ids = set(cells["image_id"])
     assert {"'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "+1", "-2", "ok"} == ids  # numbers stay numbers
@@ -340,7 +330,7 @@ def test_sample_threshold_class_threshold_parsed(capsys, tmp_path):
     rows = [(f"{c}_{i}", c, 0.1 * (i % 10), 5) for c in ("cat", "dog") for i in range(20)]
     pd.DataFrame(rows, columns=["image_id", "class", "selection_frequency", "num_annotations"]).to_csv(
         tmp_path / "c.csv", index=False)
-    rc, out, err = _cli(capsys, "sample", "threshold", "--candidates", tmp_path / "c.csv", "--seed", 0,
+    rc, out, err = run_cli(capsys, "sample", "threshold", "--candidates", tmp_path / "c.csv", "--seed", 0,
                         "--per-class", 2, "--tau", 0.5, "--class-threshold", "cat=0.85", "--no-figure",
                         "--out", tmp_path / "o")
     assert rc == 0, err
@@ -375,7 +365,7 @@ def test_evaluate_rerun_on_a_read_only_finished_store(capsys, tmp_path, monkeypa
     monkeypatch.syspath_prepend(str(tmp_path / "mods"))
     args = ["evaluate", "--model", "i16_tiny:build", "--dataset", "cifar10-test", "--data-root", cifar_1000,
             "--out", tmp_path / "store", "--batch-size", 250, "--device", "cpu"]
-    rc, out, err = _cli(capsys, *args)
+    rc, out, err = run_cli(capsys, *args)
     assert rc == 0, err
     before = tree_hashes(tmp_path)
 
@@ -384,15 +374,15 @@ def test_evaluate_rerun_on_a_read_only_finished_store(capsys, tmp_path, monkeypa
 
     monkeypatch.setattr("generalization.files.tempfile.mkstemp", refuse)
     monkeypatch.setattr("generalization.store.records.FileLock", refuse)
-    rc, out2, err = _cli(capsys, *args)
+    rc, out2, err = run_cli(capsys, *args)
     assert rc == 0, err
     assert "already in" in out2 and "nothing to do" in out2
     assert tree_hashes(tmp_path) == before
     # --overwrite recomputes, finds the same predictions, and has nothing to write either
-    assert _cli(capsys, *args, "--overwrite")[0] == 0
+    assert run_cli(capsys, *args, "--overwrite")[0] == 0
     assert tree_hashes(tmp_path) == before
     monkeypatch.undo()
-    assert _cli(capsys, "verify-store", tmp_path / "store")[0] == 0
+    assert run_cli(capsys, "verify-store", tmp_path / "store")[0] == 0
 
 
 # ---------------------------------------------------------------------------------- bad input files

@@ -6,40 +6,12 @@ prediction JSONs), never from the code under test.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from generalization.analysis import selection_frequency as sf
 from generalization.files import DataError
-
-
-@pytest.fixture(scope="module")
-def votes_npy(shared_data: Path) -> Path:
-    path = shared_data / "cifar10h" / "cifar10h-counts.npy"
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"real data not found: {path}")
-        pytest.skip(f"real data not found: {path}")
-    return path
-
-
-
-@pytest.fixture(scope="module")
-def raw(votes_npy, cifar10_labels_npy, cifar101_release):
-    """Votes, labels and the 30 models' predictions, read straight from the raw files."""
-    counts = np.load(votes_npy, allow_pickle=False)
-    labels = np.load(cifar10_labels_npy, allow_pickle=False).astype(np.int64)
-    folder = cifar101_release / "model_predictions" / "original_predictions"
-    preds = {f.name.removesuffix("_predictions.json"): np.asarray(json.loads(f.read_text()), dtype=np.int64)
-             for f in sorted(folder.glob("*_predictions.json"))}  # fmt: skip
-    freq = counts[np.arange(len(labels)), labels] / counts.sum(axis=1)
-    return counts, labels, preds, freq
-
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +23,8 @@ def store(tmp_path_factory, cifar101_release, cifar10_labels_npy):
     return root
 
 
-
-def test_frequencies_from_votes_match_raw(raw):
-    counts, labels, _, freq = raw
+def test_frequencies_from_votes_match_raw(cifar10h_raw):
+    counts, labels, _, freq = cifar10h_raw
     df = sf.frequencies_from_votes(counts, labels)
     assert df["image_id"].tolist() == list(range(10_000))
     np.testing.assert_allclose(df["selection_frequency"].to_numpy(), freq, rtol=0, atol=1e-15)
@@ -61,9 +32,8 @@ def test_frequencies_from_votes_match_raw(raw):
     assert 47 <= df["num_annotations"].min() and df["num_annotations"].max() <= 63
 
 
-
-def test_per_bin_accuracy_equals_numpy_on_raw_files(raw, store):
-    counts, labels, preds, freq = raw
+def test_per_bin_accuracy_equals_numpy_on_raw_files(cifar10h_raw, store):
+    counts, labels, preds, freq = cifar10h_raw
     assert len(preds) == 30
     table = sf.accuracy_by_frequency_from_store(store, "cifar10-test", freq)
     assert sorted(table["model"].unique()) == sorted(preds)
@@ -82,9 +52,8 @@ def test_per_bin_accuracy_equals_numpy_on_raw_files(raw, store):
     assert mean[0] < mean[-1]
 
 
-
-def test_quantile_bins_partition_the_set(raw):
-    _, labels, preds, freq = raw
+def test_quantile_bins_partition_the_set(cifar10h_raw):
+    _, labels, preds, freq = cifar10h_raw
     some = {m: preds[m] for m in sorted(preds)[:3]}
     q = sf.accuracy_by_frequency(some, labels, freq, binning="quantile", n_quantiles=10)
     for model, g in q.groupby("model"):
@@ -96,9 +65,8 @@ def test_quantile_bins_partition_the_set(raw):
     assert g["freq_low"].iloc[-1] == 1.0 and g["n"].iloc[-1] == (freq == 1.0).sum()
 
 
-
-def test_resample_accuracies_from_predictions(raw):
-    _, labels, preds, _ = raw
+def test_resample_accuracies_from_predictions(cifar10h_raw):
+    _, labels, preds, _ = cifar10h_raw
     some = {m: preds[m] for m in sorted(preds)[:4]}
     ids = np.arange(0, 10_000, 7)
     acc = sf.resample_accuracies(some, labels, ids)
@@ -110,9 +78,8 @@ def test_resample_accuracies_from_predictions(raw):
         sf.resample_accuracies(some, labels, [10_000])
 
 
-
-def test_subsample_votes_is_seeded_and_valid(raw):
-    counts = raw[0][:500]
+def test_subsample_votes_is_seeded_and_valid(cifar10h_raw):
+    counts = cifar10h_raw[0][:500]
     a = sf.subsample_votes(counts, 10, seed=1)
     np.testing.assert_array_equal(a, sf.subsample_votes(counts, 10, seed=1))
     assert not np.array_equal(a, sf.subsample_votes(counts, 10, seed=2))
@@ -121,9 +88,8 @@ def test_subsample_votes_is_seeded_and_valid(raw):
         sf.subsample_votes(counts, 1000, seed=0)
 
 
-
-def test_estimation_bias_sanity(raw):
-    counts, labels, _, freq = raw
+def test_estimation_bias_sanity(cifar10h_raw):
+    counts, labels, _, freq = cifar10h_raw
     # every vote kept: no bias at all
     c = np.array([[7, 3, 0], [10, 0, 0], [2, 2, 6], [0, 5, 5]])
     full = sf.estimation_bias(c, np.array([0, 0, 2, 1]), ks=(10,), seed=0)
@@ -140,7 +106,6 @@ def test_estimation_bias_sanity(raw):
     assert low["n"].sum() + b[(b["k"] == 10) & (b["bin"] == 4)]["n"].sum() == 10_000
 
 
-
 def test_load_votes_errors(tmp_path):
     bad = tmp_path / "v.npy"
     np.save(bad, np.zeros(5))
@@ -154,8 +119,7 @@ def test_load_votes_errors(tmp_path):
         sf.load_votes(bad, num_images=4)
 
 
-
-def test_cli_analyze_votes(store, votes_npy, tmp_path, raw):
+def test_cli_analyze_votes(store, votes_npy, tmp_path, cifar10h_raw):
     from generalization.cli import main
 
     out = tmp_path / "out"

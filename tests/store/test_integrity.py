@@ -10,23 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import tree_hashes
+from builders import run_cli, tree_hashes
 
-from generalization.cli import main
 from generalization.files import DataError, load_npy
 from generalization.store.records import PredictionStore
 
 TS = "cifar10.1-v6"
-
-
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as e:  # argparse
-        rc = e.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return rc, out, err
 
 
 @pytest.fixture
@@ -214,15 +203,15 @@ TAMPER = {
 def test_tampering_is_found_by_analyze_and_verify_store(store, tmp_path, capsys, case):
     s, labels, pred, victim = store
     tamper, message = TAMPER[case]
-    assert _cli(capsys, "verify-store", s.root)[0] == 0
+    assert run_cli(capsys, "verify-store", s.root)[0] == 0
     tamper(s, labels=labels, pred=pred)
     before = tree_hashes(tmp_path)
     with pytest.raises(DataError, match=message):
         s.verify()
-    rc, out, err = _cli(capsys, "verify-store", s.root)
+    rc, out, err = run_cli(capsys, "verify-store", s.root)
     assert rc == 2 and err.count("\n") == 1
     assert __import__("re").search(message, err), err
-    rc, out, err = _cli(capsys, "analyze", "--store", s.root, "--out", tmp_path / "out", "--n-bootstrap", 10)
+    rc, out, err = run_cli(capsys, "analyze", "--store", s.root, "--out", tmp_path / "out", "--n-bootstrap", 10)
     assert rc == 2 and err.startswith("generalization: error: ") and err.count("\n") == 1
     assert __import__("re").search(message, err), err
     assert not (tmp_path / "out").exists()  # nothing written: the check comes first

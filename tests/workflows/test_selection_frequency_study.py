@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from generalization.analysis import selection_frequency as sf
 from generalization.sampler.strategies import HISTOGRAM_BINS, shifted_targets
@@ -23,32 +22,8 @@ from generalization.workflows import selection_frequency_study as study
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def votes_npy(shared_data: Path) -> Path:
-    path = shared_data / "cifar10h" / "cifar10h-counts.npy"
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"real data not found: {path}")
-        pytest.skip(f"real data not found: {path}")
-    return path
-
-
-
-@pytest.fixture(scope="module")
-def raw(votes_npy, cifar10_labels_npy, cifar101_release):
-    """Votes, labels and the 30 models' predictions, read straight from the raw files."""
-    counts = np.load(votes_npy, allow_pickle=False)
-    labels = np.load(cifar10_labels_npy, allow_pickle=False).astype(np.int64)
-    folder = cifar101_release / "model_predictions" / "original_predictions"
-    preds = {f.name.removesuffix("_predictions.json"): np.asarray(json.loads(f.read_text()), dtype=np.int64)
-             for f in sorted(folder.glob("*_predictions.json"))}  # fmt: skip
-    freq = counts[np.arange(len(labels)), labels] / counts.sum(axis=1)
-    return counts, labels, preds, freq
-
-
-
-def test_matched_frequency_on_real_frequencies_hits_targets_and_reports_shortfalls(raw):
-    counts, labels, _, freq = raw
+def test_matched_frequency_on_real_frequencies_hits_targets_and_reports_shortfalls(cifar10h_raw):
+    counts, labels, _, freq = cifar10h_raw
     df = sf.frequencies_from_votes(counts, labels)
     targets = shifted_targets(df, 200, "down:0.3", edges=HISTOGRAM_BINS)
     assert (targets.sum(axis=1) == 200).all()
@@ -78,7 +53,6 @@ def test_matched_frequency_on_real_frequencies_hits_targets_and_reports_shortfal
     assert ok.manifest["is_valid"] and len(ok.shortfalls) == 0 and len(ok.manifest["image_filenames"]) == 2000
 
 
-
 _SCRIPT = """
 import sys
 import numpy as np
@@ -91,7 +65,6 @@ df = sf.frequencies_from_votes(counts, labels)
 t = shifted_targets(df, 100, 0.4, edges=sf.FINE_EDGES)
 write_outputs(study.frequency_shifted_resample(df, t, seed=3, edges=sf.FINE_EDGES), sys.argv[3], figure=False)
 """
-
 
 
 def test_manifests_identical_across_hash_seeds(votes_npy, cifar10_labels_npy, tmp_path):
@@ -109,9 +82,8 @@ def test_manifests_identical_across_hash_seeds(votes_npy, cifar10_labels_npy, tm
     assert len(json.loads(a)["image_filenames"]) == 1000
 
 
-
-def test_shift_sweep_gap_grows(raw):
-    counts, labels, preds, _ = raw
+def test_shift_sweep_gap_grows(cifar10h_raw):
+    counts, labels, preds, _ = cifar10h_raw
     df = sf.frequencies_from_votes(counts, labels)
     s, pm = study.shift_sweep(preds, labels, df, [0.0, 0.6], per_class=100, edges=sf.FINE_EDGES, n_bootstrap=20)
     assert list(s["n_images"]) == [1000, 1000]

@@ -3,9 +3,6 @@ inputs as given (never a path baked into the package)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -133,16 +130,6 @@ def test_matching_verdict_flips_with_the_seed_noise():
     assert not v[10]["beyond_noise"] and not v[10]["shortfall"]
     # the spread is the seed-to-seed sd per strength, averaged over strengths
     assert v[10]["sd"] == pytest.approx(np.std([0.5, -0.5, 0.5, -0.5], ddof=1))
-
-
-@pytest.fixture(scope="module")
-def votes_npy(shared_data: Path) -> Path:
-    path = shared_data / "cifar10h" / "cifar10h-counts.npy"
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"real data not found: {path}")
-        pytest.skip(f"real data not found: {path}")
-    return path
 
 
 def test_write_report_on_cifar10h(votes_npy, cifar101_release, cifar10_labels_npy, tmp_path):
